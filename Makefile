@@ -1,0 +1,50 @@
+# Two commands do everything on a fresh machine (see README):
+#   make demo   set up, then run the local demo
+#   make test   set up, then run the whole test suite (what CI runs)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: setup demo test lint bench corpus evaluate clean system-deps
+
+setup: $(STAMP) system-deps
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@rm -f $(VENV)/.installed-*; touch $@
+
+# The ffmpeg CLI is the reference peer (evaluate --vs-ffmpeg, the speed benchmark). avmon itself
+# decodes with PyAV's bundled FFmpeg and does not need it.
+system-deps:
+	@command -v ffmpeg >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing the ffmpeg CLI (Debian package ffmpeg)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; \
+	  else echo "note: the ffmpeg CLI is missing; install Debian's 'ffmpeg' for the comparisons"; fi; }
+
+demo: setup
+	$(BIN)/python -m avmon demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check avmon tests benchmarks
+	$(BIN)/mypy avmon
+
+test: setup lint
+	$(BIN)/pytest -n 2 -q
+
+corpus: setup
+	$(BIN)/avmon corpus corpus
+
+evaluate: corpus
+	$(BIN)/avmon evaluate corpus --vs-ffmpeg
+
+bench: setup
+	$(BIN)/python benchmarks/speed.py
+
+clean:
+	rm -rf $(VENV) corpus bench-out out cdk.out

@@ -1,0 +1,224 @@
+"""The ``avmon`` command: thin argument parsing over the core functions.
+
+Every failure the user can cause ends as one line on stderr (``avmon: error: ...``) and a
+non-zero exit; work already finished (a partial report) is still printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from avmon import __version__
+from avmon.errors import AvmonError, ConfigError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line, like every other avmon error."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"avmon: error: {self.prog.removeprefix('avmon ')}: {message}"
+                         f" (see '{self.prog} --help')\n")
+        raise SystemExit(2)
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = text.lower().split("x")
+        return int(w), int(h)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 1280x720, got {text!r}") from None
+
+
+def _detectors(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="avmon", description="Audio/video defect monitoring.")
+    parser.add_argument("--version", action="version", version=f"avmon {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("analyze", help="run every detector on one input, in one process")
+    p.add_argument("input", help="file path or URL (HLS, MPEG-TS, anything ffmpeg opens)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--detectors", type=_detectors, help="comma-separated subset of detectors")
+    p.add_argument("--config", type=Path, help="JSON or TOML file of detector settings")
+    p.add_argument("--threads", type=int, default=1,
+                   help="decoder threads: 1 uses the least CPU (default), 0 = auto (fastest)")
+
+    p = sub.add_parser("synth", help="write a labelled test stream and its truth file")
+    p.add_argument("out", type=Path, help="output file (.mp4, .ts or .mkv)")
+    p.add_argument("--duration", type=float, required=True, help="seconds")
+    p.add_argument("--defects", default="", help="e.g. freeze@10:2,av_sync@50:10=+200ms")
+    p.add_argument("--size", type=_size, default=(640, 360), help="WxH (default 640x360)")
+    p.add_argument("--fps", type=int, default=25)
+    p.add_argument("--content", default="patterns", help="patterns, noisy, dark or calm")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-audio", action="store_true", help="video track only")
+    p.add_argument("--no-video", action="store_true", help="audio track only")
+
+    p = sub.add_parser("demo", help="make a stream with known defects, analyse it, compare")
+    p.add_argument("--out", type=Path, default=Path("out"), help="folder for the demo stream")
+    p.add_argument("--duration", type=float, default=30.0)
+
+    p = sub.add_parser("corpus", help="write the evaluation corpus (22 labelled streams)")
+    p.add_argument("out", type=Path)
+
+    p = sub.add_parser("evaluate", help="score detectors on every labelled stream in DIR")
+    p.add_argument("dir", type=Path)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--vs-ffmpeg", action="store_true", help="score ffmpeg's filters too")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        handler = globals()[f"_cmd_{args.command}"]
+        return int(handler(args))
+    except AvmonError as exc:
+        sys.stderr.write(f"avmon: error: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("avmon: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 141
+
+
+def _progress(total: float | None, desc: str) -> Any:
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, unit="s", leave=False, disable=None,
+                bar_format="{desc}: {n:.0f}/{total:.0f} s media {bar} {elapsed}")
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from avmon.analysis import analyze
+    from avmon.config import AnalysisConfig
+
+    config = AnalysisConfig.load(args.config) if args.config else AnalysisConfig()
+    bar = _progress(None, "analyze")
+    last = [0.0]
+
+    def tick(t: float) -> None:
+        bar.update(t - last[0])
+        last[0] = t
+
+    try:
+        if args.threads < 0:
+            raise ConfigError(f"--threads must be 0 (auto) or more, got {args.threads}")
+        result = analyze(args.input, config, args.detectors, progress=tick, threads=args.threads)
+    finally:
+        bar.close()
+    report = result.report
+    for name, why in report.skipped.items():
+        sys.stderr.write(f"avmon: note: skipped {name}: {why}\n")
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(format_report(report.to_dict()))
+    if result.truncated is not None:
+        sys.stderr.write(f"avmon: error: {result.truncated} (defects up to there reported)\n")
+        return result.truncated.exit_code
+    return 0
+
+
+def format_report(r: dict[str, Any]) -> str:
+    lines = [f"source    {r['source']}", f"duration  {r['duration_s']:.2f} s"]
+    if r["video"]:
+        v = r["video"]
+        lines.append(f"video     {v['codec']} {v['width']}x{v['height']} {v['fps']:g} fps,"
+                     f" {v['frames']} frames, {v['decode_errors']} with decode errors")
+    if r["audio"]:
+        a = r["audio"]
+        lines.append(f"audio     {a['codec']} {a['sample_rate']} Hz, {a['channels']} channels")
+    lines.append("")
+    if not r["defects"]:
+        lines.append("no defects found")
+        return "\n".join(lines)
+    lines.append(f"{'detector':<17}{'start s':>9}{'end s':>9}{'dur s':>8}{'conf':>6}  details")
+    for d in r["defects"]:
+        details = ", ".join(f"{k}={v}" for k, v in d["details"].items())
+        lines.append(f"{d['detector']:<17}{d['start_s']:>9.3f}{d['end_s']:>9.3f}"
+                     f"{d['end_s'] - d['start_s']:>8.3f}{d['confidence']:>6.2f}  {details}")
+    lines.append(f"{len(r['defects'])} defect(s)")
+    return "\n".join(lines)
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from avmon.synth import SynthRequest, parse_defects, synthesize
+
+    if args.no_audio and args.no_video:
+        raise ConfigError("--no-audio and --no-video leave nothing to write")
+    width, height = args.size
+    req = SynthRequest(args.out, args.duration, tuple(parse_defects(args.defects)), width,
+                       height, args.fps, args.content, args.seed, video=not args.no_video,
+                       audio=not args.no_audio)
+    truth = synthesize(req)
+    print(f"wrote {args.out} and {truth}")
+    return 0
+
+
+DEMO_DEFECTS = ("freeze@3:2,black@7:1,block_corruption@10:1,silence@13:1.5,clipping@16:0.5,"
+                "av_sync@19:9=+200ms")
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from avmon.analysis import analyze
+    from avmon.evaluate import score
+    from avmon.synth import SynthRequest, load_truth, parse_defects, synthesize
+
+    if args.duration < 29:
+        raise ConfigError("demo --duration must be at least 29 s (the injected defects need it)")
+    stream = args.out / "demo.mp4"
+    print(f"1. writing a {args.duration:g} s test stream with injected defects: {stream}")
+    truth_file = synthesize(SynthRequest(stream, args.duration, tuple(parse_defects(DEMO_DEFECTS)),
+                                         seed=7))
+    print("2. analysing it in one process (decode once, six detectors on frames in memory)")
+    result = analyze(stream)
+    truth = load_truth(truth_file)
+    found = sorted(result.report.defects, key=lambda d: d.start_s)
+    print(f"\n{'detector':<17}{'injected':>16}{'found':>16}  {'conf':>5}  details")
+    for t in truth:
+        match = next((d for d in found if d.detector == t.detector
+                      and d.start_s < t.end_s and t.start_s < d.end_s), None)
+        got = f"{match.start_s:6.2f}-{match.end_s:6.2f}" if match else "missed"
+        conf = f"{match.confidence:5.2f}" if match else ""
+        details = ", ".join(f"{k}={v}" for k, v in (match.details if match else {}).items())
+        print(f"{t.detector:<17}{t.start_s:7.2f}-{t.end_s:6.2f}   {got:>13}  {conf:>5}  {details}")
+    extra = [d for d in found if not any(d.detector == t.detector and d.start_s < t.end_s
+                                          and t.start_s < d.end_s for t in truth)]
+    for d in extra:
+        print(f"{d.detector:<17}{'(none)':>16}{d.start_s:7.2f}-{d.end_s:6.2f}  false positive")
+    scores = score(truth, found, {t.detector for t in truth})
+    hits = sum(s.tp for s in scores.values())
+    print(f"\n{hits} of {len(truth)} injected defects found, {len(extra)} false positives")
+    return 0
+
+
+def _cmd_corpus(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from avmon.corpus import STREAMS, build_corpus
+
+    with tqdm(total=len(STREAMS), desc="corpus", unit="stream", disable=None) as bar:
+        paths = build_corpus(args.out, on_stream=lambda _: bar.update(1))
+    print(f"wrote {len(paths)} labelled streams to {args.out}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from avmon.evaluation_run import evaluate_dir, format_scores
+
+    result = evaluate_dir(args.dir, vs_ffmpeg=args.vs_ffmpeg)
+    print(json.dumps(result, indent=2) if args.json else format_scores(result))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

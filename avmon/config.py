@@ -1,0 +1,66 @@
+"""One typed configuration for the analysis: each detector's frozen settings, together.
+
+Loaded from a JSON or TOML file (``--config FILE``) whose top-level keys are detector names:
+``{"freeze": {"min_duration_s": 1.0}}``. Unknown names and settings are errors, not ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from avmon.detectors.avsync import AvSyncConfig
+from avmon.detectors.black import BlackConfig
+from avmon.detectors.blocks import BlockCorruptionConfig
+from avmon.detectors.clipping import ClippingConfig
+from avmon.detectors.freeze import FreezeConfig
+from avmon.detectors.silence import SilenceConfig
+from avmon.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    freeze: FreezeConfig = field(default_factory=FreezeConfig)
+    black: BlackConfig = field(default_factory=BlackConfig)
+    block_corruption: BlockCorruptionConfig = field(default_factory=BlockCorruptionConfig)
+    silence: SilenceConfig = field(default_factory=SilenceConfig)
+    clipping: ClippingConfig = field(default_factory=ClippingConfig)
+    av_sync: AvSyncConfig = field(default_factory=AvSyncConfig)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> AnalysisConfig:
+        """Raises ConfigError on an unknown detector or setting, or a bad value."""
+        defaults = cls()
+        parts: dict[str, Any] = {}
+        for name, settings in values.items():
+            current = getattr(defaults, name, None)
+            if current is None:
+                raise ConfigError(f"unknown detector {name!r} in configuration")
+            if not isinstance(settings, Mapping):
+                raise ConfigError(f"configuration of {name!r} must be a table of settings")
+            parts[name] = type(current).from_mapping(settings)
+        return cls(**parts)
+
+    @classmethod
+    def load(cls, path: str | Path) -> AnalysisConfig:
+        """Read a JSON or TOML file. Raises ConfigError naming the file and the problem."""
+        p = Path(path)
+        try:
+            text = p.read_text()
+        except OSError as exc:
+            raise ConfigError(f"{p}: cannot read configuration ({exc.strerror})") from None
+        try:
+            data = tomllib.loads(text) if p.suffix == ".toml" else json.loads(text)
+        except (ValueError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{p}: not valid {'TOML' if p.suffix == '.toml' else 'JSON'}"
+                              f" ({exc})") from None
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{p}: configuration must be an object of detector settings")
+        return cls.from_mapping(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name).to_dict() for name in self.__dataclass_fields__}

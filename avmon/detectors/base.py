@@ -1,0 +1,222 @@
+"""What every detector shares: the scanner/finalize split, runs of frames, audio windows.
+
+A detector works in two steps so that the same code serves one process and the serverless
+pipeline alike:
+
+- a **scanner** is fed frames or audio buffers in time order and keeps only small state; its
+  ``evidence()`` is a small JSON-able dict (runs of suspicious frames, cue times);
+- ``finalize(evidences)`` merges the evidence of one or many scanners (one per stream segment,
+  in any order) and turns it into defects: it joins runs across segment boundaries and applies
+  the minimum durations, so a defect split over segments comes out as one interval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+
+from avmon.errors import ConfigError
+from avmon.frames import AudioBuffer, VideoFrame
+from avmon.model import Defect
+
+Evidence = dict[str, Any]
+
+
+class Scanner(Protocol):
+    def feed_video(self, frame: VideoFrame) -> None: ...
+    def feed_audio(self, buf: AudioBuffer) -> None: ...
+    def evidence(self) -> Evidence: ...
+
+
+class Detector(Protocol):
+    name: ClassVar[str]
+    needs: ClassVar[frozenset[str]]  # tracks it needs: {"video"}, {"audio"} or both
+
+    def scanner(self) -> Scanner: ...
+    def finalize(self, evidences: Sequence[Evidence]) -> list[Defect]: ...
+
+
+class DetectorConfig:
+    """Mixin for the frozen config dataclasses: parse from and dump to plain dicts."""
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Any:
+        """Build a config from ``values``; raises ConfigError on unknown keys or bad values."""
+        known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+        unknown = set(values) - set(known)
+        if unknown:
+            raise ConfigError(f"unknown {cls.__name__} setting(s): {', '.join(sorted(unknown))}")
+        typed: dict[str, Any] = {}
+        for key, value in values.items():
+            default = getattr(cls(), key)
+            try:
+                typed[key] = type(default)(value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{cls.__name__}.{key}: expected {type(default).__name__},"
+                                  f" got {value!r}") from None
+        cfg = cls(**typed)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        """Durations (``*_s``) are >= 0, windows > 0, fractions within [0, 1]."""
+        for f in fields(self):  # type: ignore[arg-type]
+            value, where = getattr(self, f.name), f"{type(self).__name__}.{f.name}"
+            if f.name.endswith("_s") and value < 0:
+                raise ConfigError(f"{where} must be >= 0 seconds, got {value}")
+            if f.name.startswith("window") and value <= 0:
+                raise ConfigError(f"{where} must be > 0, got {value}")
+            if "fraction" in f.name and not 0 <= value <= 1:
+                raise ConfigError(f"{where} must be within [0, 1], got {value}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+
+
+class NoFeed:
+    """Scanners inherit the feed they do not use."""
+
+    def feed_video(self, frame: VideoFrame) -> None:
+        return None
+
+    def feed_audio(self, buf: AudioBuffer) -> None:
+        return None
+
+
+@dataclass
+class RunTracker:
+    """Collects maximal runs of consecutive active frames/windows as [start, end, score sum, n]."""
+
+    runs: list[list[float]]
+
+    def __init__(self) -> None:
+        self.runs = []
+        self._open: list[float] | None = None
+
+    def update(self, active: bool, start: float, end: float, score: float = 1.0) -> None:
+        if not active:
+            self._open = None
+            return
+        if self._open is None:
+            self._open = [start, end, score, 1.0]
+            self.runs.append(self._open)
+        else:
+            self._open[1] = end
+            self._open[2] += score
+            self._open[3] += 1
+
+    def update_many(self, active: np.ndarray, starts: np.ndarray, length: float,
+                    scores: np.ndarray) -> None:
+        """``update`` for consecutive windows at once; Python only touches the run edges."""
+        if active.size == 0:
+            return
+        i = 0
+        for a, b in iter_true_runs(active):
+            if a > i:
+                self._open = None
+            self.update(True, float(starts[a]), float(starts[b - 1]) + length,
+                        float(scores[a:b].sum()))
+            if self._open is not None:
+                self._open[3] += (b - a) - 1
+            i = b
+        if i < active.size:
+            self._open = None
+
+    def extend_start(self, start: float) -> None:
+        """Move the open run's start back (a freeze starts at the frame that is repeated)."""
+        if self._open is not None:
+            self._open[0] = min(self._open[0], start)
+
+    def evidence(self) -> list[list[float]]:
+        return [[round(a, 6), round(b, 6), round(s, 6), n] for a, b, s, n in self.runs]
+
+
+def merge_runs(runs: Iterable[Sequence[float]], gap: float,
+               sources: Iterable[int] | None = None) -> list[list[float]]:
+    """Sort runs and join those less than ``gap`` apart (score sums and counts add up).
+
+    With ``sources`` (one id per run, e.g. the segment it came from), only runs from different
+    sources are joined: a scanner already ended its runs where the signal ended, and only a
+    segment boundary can cut a run that should continue.
+    """
+    tagged = [(list(r[:4]), src) for r, src in
+              zip(runs, sources if sources is not None else _same(), strict=False)]
+    merged: list[tuple[list[float], set[int]]] = []
+    for (start, end, score, n), src in sorted(tagged, key=lambda x: x[0][0]):
+        if merged and start - merged[-1][0][1] <= gap and (
+                sources is None or src not in merged[-1][1]):
+            last, seen = merged[-1]
+            last[1] = max(last[1], end)
+            last[2] += score
+            last[3] += n
+            seen.add(src)
+        else:
+            merged.append(([start, end, score, n], {src}))
+    return [run for run, _ in merged]
+
+
+def _same() -> Iterator[int]:
+    while True:
+        yield 0
+
+
+def interval_defects(name: str, evidences: Sequence[Evidence], *, gap: float,
+                     min_duration: float, key: str = "runs",
+                     join_within: bool = True) -> list[Defect]:
+    """The usual finalize: merge runs from every evidence, keep those lasting min_duration.
+
+    ``join_within=False`` joins runs only across evidences (segment boundaries).
+    """
+    pairs = [(r, i) for i, e in enumerate(evidences) for r in e.get(key, [])]
+    runs = merge_runs((r for r, _ in pairs), gap,
+                      None if join_within else (i for _, i in pairs))
+    return [
+        Defect(name, start, end, confidence=float(np.clip(score / n, 0.0, 1.0)))
+        for start, end, score, n in runs
+        if end - start >= min_duration - 1e-6
+    ]
+
+
+class AudioWindows:
+    """Cuts a stream of audio buffers into fixed windows, carrying the remainder across buffers.
+
+    ``push`` returns the start times (seconds) and the windows as (n_windows, channels, length).
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._rest: np.ndarray | None = None
+        self._rest_t = 0.0
+        self._length = 0
+
+    def push(self, buf: AudioBuffer) -> tuple[np.ndarray, np.ndarray]:
+        if self._length == 0:
+            self._length = max(1, round(self.seconds * buf.sample_rate))
+        samples, t0 = buf.samples, buf.t
+        if self._rest is not None and self._rest.shape[0] == samples.shape[0]:
+            gap = abs(buf.t - (self._rest_t + self._rest.shape[1] / buf.sample_rate))
+            if gap < 2.0 / buf.sample_rate * self._length:  # contiguous: carry the remainder
+                samples = np.concatenate([self._rest, samples], axis=1)
+                t0 = self._rest_t
+        n = samples.shape[1] // self._length
+        used = n * self._length
+        self._rest, self._rest_t = samples[:, used:], t0 + used / buf.sample_rate
+        windows = samples[:, :used].reshape(samples.shape[0], n, self._length).transpose(1, 0, 2)
+        starts = t0 + np.arange(n) * (self._length / buf.sample_rate)
+        return starts, windows
+
+    @property
+    def window_seconds(self) -> float:
+        return self.seconds
+
+
+def iter_true_runs(mask: np.ndarray) -> Iterator[tuple[int, int]]:
+    """Index ranges [i, j) where ``mask`` is True."""
+    if mask.size == 0:
+        return
+    padded = np.concatenate([[False], mask, [False]])
+    edges = np.flatnonzero(padded[1:] != padded[:-1])
+    yield from zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True)

@@ -1,0 +1,67 @@
+"""Every error avmon raises on purpose, in one place.
+
+These classes are part of the state machine's contract: their names are the ``ErrorEquals``
+names in ``statemachine/pipeline.asl.json``. They are split into retryable errors (a later attempt
+may succeed: throttling, a storage hiccup) and terminal ones (bad input or configuration: retrying
+cannot help). The CLI turns any of them into a one-line message and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+
+class AvmonError(Exception):
+    """Base class of avmon's own errors. ``exit_code`` is what the CLI exits with."""
+
+    exit_code = 2
+
+
+class TerminalError(AvmonError):
+    """Retrying cannot help: the input or the configuration is wrong."""
+
+
+class RetryableError(AvmonError):
+    """A transient failure: the same call may succeed later."""
+
+    exit_code = 75  # EX_TEMPFAIL
+
+
+class MediaOpenError(TerminalError):
+    """The input cannot be opened as media: missing, empty, not media, or unreadable."""
+
+
+class MediaTruncatedError(TerminalError):
+    """The media ends before its declared duration; what was decoded is still reported."""
+
+    exit_code = 3
+
+
+class MissingTrackError(TerminalError):
+    """The input has no video or no audio track where one is required."""
+
+
+class ConfigError(TerminalError):
+    """A parameter, option or configuration file is invalid."""
+
+
+class DefectSpecError(ConfigError):
+    """A defect specification for ``avmon synth`` cannot be parsed."""
+
+
+class MissingResourceError(TerminalError):
+    """A bucket, object, topic or state machine the pipeline needs does not exist."""
+
+
+class PayloadTooLargeError(TerminalError):
+    """A manifest would exceed Step Functions' 256 KiB payload limit: use smaller segments."""
+
+
+class StorageThrottledError(RetryableError):
+    """S3 (or another AWS service) asked us to slow down: SlowDown, 503, throttling."""
+
+
+class PeerToolError(TerminalError):
+    """An external reference tool (the ffmpeg CLI) is missing or failed."""
+
+
+RETRYABLE: tuple[type[AvmonError], ...] = (RetryableError,)
+TERMINAL: tuple[type[AvmonError], ...] = (TerminalError,)

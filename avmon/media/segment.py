@@ -1,0 +1,87 @@
+"""Cutting a stream into segments without re-encoding, as a live packager cuts HLS segments.
+
+Each segment starts at a video keyframe at or after the next multiple of the segment length, so
+it decodes on its own; packets are copied, not re-encoded, into MPEG-TS. ``start_s`` is the time
+of the segment's first picture (its keyframe; for audio-only input, its first audio packet) in
+seconds from the stream's start. The TS muxer may shift a segment's timestamps (it cannot store
+the negative timestamps of AAC priming), but it shifts every track alike, so the converter
+anchors the first decoded picture (or audio buffer) at ``start_s`` and everything follows.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import av
+import av.error
+
+from avmon.errors import MediaOpenError
+from avmon.media.decode import MediaReader, Source
+
+
+@dataclass(frozen=True)
+class Segment:
+    index: int
+    start_s: float
+    data: bytes
+
+
+def split_segments(source: Source, seconds: float) -> Iterator[Segment]:
+    """Yield MPEG-TS segments of about ``seconds`` each (cut at keyframes).
+
+    Raises MediaOpenError if the input cannot be read as media.
+    """
+    with MediaReader(source) as probe:
+        origin = probe.origin
+    if hasattr(source, "seek"):
+        source.seek(0)
+    try:
+        container: Any = av.open(source, mode="r")
+    except av.error.FFmpegError as exc:
+        raise MediaOpenError(f"cannot read media to segment: {exc}") from None
+    with container:
+        streams = [s for s in (container.streams.video[:1] + container.streams.audio[:1])]
+        video = next((s for s in streams if s.type == "video"), None)
+        writer: _Writer | None = None
+        index = 0
+        for packet in container.demux(*streams):
+            if packet.dts is None or packet.pts is None:
+                continue  # the demuxer's end-of-stream marker
+            t = float(packet.pts * packet.time_base) - origin
+            cut = writer is None or (packet.stream is video and packet.is_keyframe
+                                     and t >= (index + 1) * seconds - 1e-6)
+            if video is None and writer is not None:
+                cut = t >= (index + 1) * seconds - 1e-6
+            if cut:
+                if writer is not None:
+                    yield writer.close()
+                    index = max(index + 1, int((t + 1e-6) // seconds))
+                writer = _Writer(index, streams)
+            assert writer is not None
+            writer.add(packet, t)
+        if writer is not None:
+            yield writer.close()
+
+
+class _Writer:
+    def __init__(self, index: int, streams: list[Any]) -> None:
+        self.index = index
+        self.buffer = io.BytesIO()
+        self.out: Any = av.open(self.buffer, mode="w", format="mpegts")
+        self.map = {s.index: self.out.add_stream_from_template(s) for s in streams}
+        self.start: float | None = None
+
+    def add(self, packet: Any, t: float) -> None:
+        primary = packet.stream.type == "video" or not any(
+            s.type == "video" for s in self.map.values())
+        if primary and self.start is None:
+            self.start = t
+        packet.stream = self.map[packet.stream.index]
+        self.out.mux(packet)
+
+    def close(self) -> Segment:
+        self.out.close()
+        return Segment(self.index, self.start or 0.0, self.buffer.getvalue())

@@ -1,0 +1,90 @@
+"""Every knob of the serverless pipeline, in one typed configuration.
+
+The CDK app turns it into resources (memory sizes, environment variables, the workflow type)
+and the local simulation deploys exactly what the CDK app synthesizes, so a setting changed here
+changes both. Defaults reproduce the original design: one S3 object per frame, Standard
+workflows, one Lambda per detector, one invocation per detector per segment.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from avmon.detectors import NAMES
+from avmon.errors import ConfigError
+
+FRAME_LAYOUTS = ("object-per-frame", "object-per-segment")
+WORKFLOW_TYPES = ("STANDARD", "EXPRESS")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    segment_seconds: float = 2.0          # one workflow execution per segment
+    frames_per_invocation: int = 0        # 0: a detector takes the whole segment at once
+    frame_layout: str = "object-per-frame"  # or every frame of a segment in one object
+    audio_object_seconds: float = 1.0     # audio buffers are written in objects of this length
+    workflow_type: str = "STANDARD"
+    detectors: tuple[str, ...] = NAMES
+    converter_memory_mb: int = 2048
+    detector_memory_mb: int = 1024
+    aggregator_memory_mb: int = 512
+    ingest_memory_mb: int = 1024
+    timeout_s: int = 300
+    frames_expire_days: int = 1
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> PipelineConfig:
+        """Returns self; raises ConfigError naming the first bad setting."""
+        if not 0.5 <= self.segment_seconds <= 60:
+            raise ConfigError("segment_seconds must be within [0.5, 60],"
+                              f" got {self.segment_seconds}")
+        if self.frames_per_invocation < 0:
+            raise ConfigError("frames_per_invocation must be 0 (whole segment) or more")
+        if self.frame_layout not in FRAME_LAYOUTS:
+            raise ConfigError(f"frame_layout must be one of {', '.join(FRAME_LAYOUTS)}")
+        if self.workflow_type not in WORKFLOW_TYPES:
+            raise ConfigError(f"workflow_type must be one of {', '.join(WORKFLOW_TYPES)}")
+        if not self.detectors or set(self.detectors) - set(NAMES):
+            raise ConfigError(f"detectors must be a subset of {', '.join(NAMES)}")
+        for f in fields(self):
+            if f.name.endswith("_mb") and not 128 <= getattr(self, f.name) <= 10240:
+                raise ConfigError(f"{f.name} must be within Lambda's 128..10240 MB")
+        if self.audio_object_seconds <= 0:
+            raise ConfigError("audio_object_seconds must be > 0")
+        return self
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> PipelineConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ConfigError(f"unknown pipeline setting(s): {', '.join(sorted(unknown))}")
+        typed = dict(values)
+        if "detectors" in typed:
+            typed["detectors"] = tuple(typed["detectors"])
+        try:
+            return cls(**typed).validate()
+        except TypeError as exc:
+            raise ConfigError(f"bad pipeline setting: {exc}") from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> PipelineConfig:
+        try:
+            return cls.from_mapping(json.loads(Path(path).read_text()))
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read pipeline configuration"
+                              f" ({exc.strerror})") from None
+        except ValueError as exc:
+            raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["detectors"] = list(self.detectors)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)

@@ -1,0 +1,149 @@
+"""Ports (small abstract classes) and their AWS adapters.
+
+Each adapter takes an optional boto3 client (``client or session().client(...)``), so tests and
+the local simulation can hand in instrumented clients. Clients come from one process-wide boto3
+session, created on first use, never at import: the simulation's meter registers on that
+session's events, and counts every request the handlers make.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from abc import ABC, abstractmethod
+from typing import Any
+
+from avmon.errors import AvmonError, MissingResourceError, StorageThrottledError
+
+_session: Any = None
+_lock = threading.Lock()
+_THROTTLE_CODES = {"SlowDown", "503", "ServiceUnavailable", "RequestLimitExceeded",
+                   "ThrottlingException", "TooManyRequestsException", "Throttling"}
+
+
+def session() -> Any:
+    """The process-wide boto3 session (created on first call)."""
+    global _session
+    with _lock:
+        if _session is None:
+            import boto3
+            _session = boto3.session.Session()
+        return _session
+
+
+def reset_session() -> None:
+    """Forget the session and its clients (the simulation starts each run with a fresh one)."""
+    global _session
+    with _lock:
+        _session = None
+    _clients.clear()
+
+
+_clients: dict[str, Any] = {}
+
+
+def client(service: str) -> Any:
+    """A cached client of the shared session."""
+    with _lock:
+        found = _clients.get(service)
+    if found is None:
+        found = session().client(service)
+        with _lock:
+            _clients[service] = found
+    return found
+
+
+def _translate(exc: Exception, what: str) -> AvmonError:
+    code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+    if code in _THROTTLE_CODES:
+        return StorageThrottledError(f"{what}: throttled ({code})")
+    if code in {"NoSuchKey", "404", "NoSuchBucket", "NotFound", "ResourceNotFoundException"}:
+        return MissingResourceError(f"{what}: not found ({code})")
+    return AvmonError(f"{what}: {code or exc}")
+
+
+class ObjectStore(ABC):
+    @abstractmethod
+    def get(self, key: str) -> bytes:
+        """Raises MissingResourceError if absent, StorageThrottledError when throttled."""
+
+    @abstractmethod
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        """Raises StorageThrottledError when throttled."""
+
+    @abstractmethod
+    def list(self, prefix: str) -> list[str]:
+        """Every key under ``prefix``, sorted."""
+
+    def get_json(self, key: str) -> Any:
+        return json.loads(self.get(key))
+
+    def put_json(self, key: str, value: Any) -> None:
+        self.put(key, json.dumps(value, separators=(",", ":")).encode(), "application/json")
+
+
+class S3Store(ObjectStore):
+    def __init__(self, bucket: str, s3: Any = None) -> None:
+        self.bucket = bucket
+        self.s3 = s3 or client("s3")
+
+    def get(self, key: str) -> bytes:
+        try:
+            body: bytes = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            return body
+        except Exception as exc:  # botocore's ClientError, translated to the contract
+            raise _translate(exc, f"s3://{self.bucket}/{key}") from None
+
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        try:
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+        except Exception as exc:
+            raise _translate(exc, f"s3://{self.bucket}/{key}") from None
+
+    def list(self, prefix: str) -> list[str]:
+        keys: list[str] = []
+        try:
+            for page in self.s3.get_paginator("list_objects_v2").paginate(
+                    Bucket=self.bucket, Prefix=prefix):
+                keys += [o["Key"] for o in page.get("Contents", [])]
+        except Exception as exc:
+            raise _translate(exc, f"s3://{self.bucket}/{prefix}") from None
+        return sorted(keys)
+
+
+class Notifier(ABC):
+    @abstractmethod
+    def publish(self, subject: str, message: dict[str, Any]) -> None: ...
+
+
+class SnsNotifier(Notifier):
+    def __init__(self, topic_arn: str, sns: Any = None) -> None:
+        self.topic_arn = topic_arn
+        self.sns = sns or client("sns")
+
+    def publish(self, subject: str, message: dict[str, Any]) -> None:
+        try:
+            self.sns.publish(TopicArn=self.topic_arn, Subject=subject[:100],
+                             Message=json.dumps(message))
+        except Exception as exc:
+            raise _translate(exc, f"sns {self.topic_arn}") from None
+
+
+class Starter(ABC):
+    @abstractmethod
+    def start(self, name: str, payload: dict[str, Any]) -> str:
+        """Start one workflow execution; returns its id."""
+
+
+class StepFunctionsStarter(Starter):
+    def __init__(self, state_machine_arn: str, sfn: Any = None) -> None:
+        self.arn = state_machine_arn
+        self.sfn = sfn or client("stepfunctions")
+
+    def start(self, name: str, payload: dict[str, Any]) -> str:
+        try:
+            arn: str = self.sfn.start_execution(stateMachineArn=self.arn, name=name,
+                                                input=json.dumps(payload))["executionArn"]
+            return arn
+        except Exception as exc:
+            raise _translate(exc, f"start execution {name}") from None

@@ -1,0 +1,108 @@
+"""Speed and memory of ``avmon analyze`` against ffmpeg on the same file, in one run.
+
+    .venv/bin/python benchmarks/speed.py [--repeat 3] [--out bench-out]
+
+Makes (once) a 60 s 1280x720 25 fps H.264 + AAC stream with every kind of defect, then measures
+the CPU seconds (user + system, all threads, from getrusage of the child) of:
+
+- ``avmon analyze FILE --json`` (all six detectors, decoding included, interpreter start included)
+- ``ffmpeg -threads 1 -i FILE -f null -`` (decode only: the reference)
+- ``ffmpeg -threads 1 -i FILE`` with freezedetect, blackdetect, blockdetect, silencedetect
+
+and reports each as a ratio to ffmpeg's decode-only time, the median of ``--repeat`` runs. Peak
+memory (max RSS) of analyze is measured on the 60 s stream and on a 4x longer one: it must not grow
+with the length. The machine is shared and noisy; ratios from one run are what to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFECTS = ("freeze@5:2,black@12:1,block_corruption@18:1,silence@24:2,clipping@30:0.5,"
+           "av_sync@36:12=+200ms")
+
+
+def cpu_of(cmd: list[str]) -> tuple[float, float, int]:
+    """(CPU seconds, wall seconds, max RSS in MiB) of one child process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          check=False)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark: {cmd[0]} failed: {proc.stderr.strip()[-300:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return cpu, wall, after.ru_maxrss // 1024
+
+
+def make(path: Path, seconds: int) -> Path:
+    if not path.exists():
+        subprocess.run([sys.executable, "-m", "avmon", "synth", str(path), "--duration",
+                        str(seconds), "--size", "1280x720", "--defects", DEFECTS], check=True)
+    return path
+
+
+def measure_rss(path: Path) -> int:
+    """Max RSS of a fresh analyze process (each call in its own child: ru_maxrss is a maximum)."""
+    code = ("import resource,subprocess,sys;"
+            "subprocess.run([sys.executable,'-m','avmon','analyze',sys.argv[1],'--json'],"
+            "stdout=subprocess.DEVNULL,check=True);"
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss//1024)")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
+                         check=True)
+    return int(out.stdout.strip())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench-out")
+    args = parser.parse_args()
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise SystemExit("benchmark: the ffmpeg CLI is needed (Debian package 'ffmpeg')")
+    args.out.mkdir(parents=True, exist_ok=True)
+    short = make(args.out / "bench-60s-720p.mp4", 60)
+    long = make(args.out / "bench-240s-720p.mp4", 240)
+    commands = {
+        "ffmpeg decode only": [ffmpeg, "-v", "error", "-threads", "1", "-i", str(short),
+                               "-f", "null", "-"],
+        "avmon analyze (6 detectors)": [sys.executable, "-m", "avmon", "analyze", str(short),
+                                        "--json"],
+        "ffmpeg 4 detection filters": [
+            ffmpeg, "-v", "error", "-threads", "1", "-i", str(short), "-vf",
+            "freezedetect,blackdetect,blockdetect", "-af", "silencedetect", "-f", "null", "-"],
+    }
+    runs: dict[str, list[tuple[float, float, int]]] = {k: [] for k in commands}
+    for _ in range(args.repeat):  # interleaved, so load on the machine hits all alike
+        for name, cmd in commands.items():
+            runs[name].append(cpu_of(cmd))
+    base = statistics.median(c for c, _, _ in runs["ffmpeg decode only"])
+    result = {"file": short.name, "repeat": args.repeat, "rows": {}}
+    print(f"{short.name}: 60 s, 1280x720, 25 fps H.264 + AAC; median of {args.repeat} runs\n")
+    print(f"{'command':<30}{'CPU s':>8}{'wall s':>8}{'x ffmpeg decode':>17}")
+    for name, rs in runs.items():
+        cpu = statistics.median(c for c, _, _ in rs)
+        wall = statistics.median(w for _, w, _ in rs)
+        result["rows"][name] = {"cpu_s": round(cpu, 2), "wall_s": round(wall, 2),
+                                "ratio": round(cpu / base, 2)}
+        print(f"{name:<30}{cpu:>8.2f}{wall:>8.2f}{cpu / base:>17.2f}")
+    rss_short, rss_long = measure_rss(short), measure_rss(long)
+    result["max_rss_mib"] = {"60s": rss_short, "240s": rss_long}
+    print(f"\npeak memory of analyze: {rss_short} MiB on 60 s, {rss_long} MiB on 240 s")
+    (args.out / "speed.json").write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

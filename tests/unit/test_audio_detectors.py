@@ -1,0 +1,110 @@
+import numpy as np
+import pytest
+
+from avmon.detectors.avsync import AvSyncDetector
+from avmon.detectors.clipping import ClippingDetector
+from avmon.detectors.silence import SilenceDetector
+from avmon.frames import VideoFrame
+from tests.unit.helpers import SR, buffers, run_audio, tone
+
+
+def test_silence_on_all_channels():
+    x = tone(5.0)
+    x[:, 2 * SR:int(3.5 * SR)] = 0
+    found = run_audio(SilenceDetector(), buffers(x))
+    assert len(found) == 1
+    assert found[0].start_s == pytest.approx(2.0, abs=0.01)
+    assert found[0].end_s == pytest.approx(3.5, abs=0.01)
+    assert found[0].details == {}
+
+
+def test_one_dead_channel_is_silence_with_channel():
+    x = tone(5.0)
+    x[1, 1 * SR:3 * SR] = 0
+    found = run_audio(SilenceDetector(), buffers(x))
+    assert [(d.details.get("channels"), round(d.start_s, 2)) for d in found] == [([1], 1.0)]
+
+
+def test_quiet_but_present_audio_is_not_silence():
+    assert run_audio(SilenceDetector(), buffers(tone(3.0, amp=0.003))) == []  # about -53 dBFS
+
+
+def test_short_gap_is_not_silence():
+    x = tone(3.0)
+    x[:, SR:int(1.8 * SR)] = 0
+    assert run_audio(SilenceDetector(), buffers(x)) == []
+
+
+def test_clipped_tone_is_found():
+    x = tone(2.0, amp=0.3)
+    x[:, SR // 2:SR] = np.clip(x[:, SR // 2:SR] * 30, -1, 1)
+    found = run_audio(ClippingDetector(), buffers(x))
+    assert len(found) == 1
+    assert found[0].start_s == pytest.approx(0.5, abs=0.01)
+    assert found[0].end_s == pytest.approx(1.0, abs=0.01)
+
+
+def test_loud_tone_with_headroom_is_not_clipping():
+    assert run_audio(ClippingDetector(), buffers(tone(2.0, amp=0.5))) == []  # -6 dBFS
+
+
+def test_clipping_shorter_than_20ms_is_ignored():
+    x = tone(1.0, amp=0.3)
+    x[:, 4800:5280] = np.clip(x[:, 4800:5280] * 30, -1, 1)  # 10 ms
+    assert run_audio(ClippingDetector(), buffers(x)) == []
+
+
+def av_stream(offset_ms: float, shifted: tuple[float, float] | None, cues: bool = True,
+              seconds: float = 20.0):
+    """Cut times (random spacing) with a click in the audio at each, shifted inside ``shifted``."""
+    rng = np.random.default_rng(4)
+    times = np.cumsum(rng.uniform(0.45, 1.2, 40))
+    times = np.round(times[times < seconds - 0.5] * 25) / 25
+    frames, picture = [], np.full((72, 128), 60, np.uint8)
+    cut_frames = {round(t * 25) for t in times} if cues else set()
+    for i in range(int(seconds * 25)):
+        if i in cut_frames:
+            picture = np.full((72, 128), 60 if picture[0, 0] > 100 else 180, np.uint8)
+        frames.append(VideoFrame(i / 25, 0.04, picture))
+    audio = np.zeros((2, int(seconds * SR)), np.float32) + 0.001
+    for t in times if cues else []:
+        at = t + (offset_ms / 1000 if shifted and shifted[0] <= t < shifted[1] else 0)
+        k = int(at * SR)
+        audio[:, k:k + 2400] += 0.5 * np.exp(-np.arange(2400) / 500)
+    return frames, buffers(audio)
+
+
+def run_av(frames, bufs):
+    det = AvSyncDetector()
+    s = det.scanner()
+    for f in frames:
+        s.feed_video(f)
+    for b in bufs:
+        s.feed_audio(b)
+    return det.finalize([s.evidence()])
+
+
+def test_late_audio_is_measured():
+    found = run_av(*av_stream(200, (6.0, 16.0)))
+    assert len(found) == 1
+    d = found[0]
+    assert d.details["offset_ms"] == pytest.approx(200, abs=25)
+    assert d.start_s == pytest.approx(6.0, abs=0.6)
+    assert d.end_s == pytest.approx(16.0, abs=1.0)  # a boundary cue may vote with its neighbours
+
+
+def test_early_audio_is_measured():
+    found = run_av(*av_stream(-100, (4.0, 14.0)))
+    assert [round(d.details["offset_ms"] / 10) * 10 for d in found] == [-100]
+
+
+def test_offset_within_tolerance_is_not_reported():
+    assert run_av(*av_stream(40, (4.0, 16.0))) == []  # BT.1359: late by up to 125 ms is fine
+
+
+def test_short_offset_is_not_reported():
+    assert run_av(*av_stream(200, (6.0, 9.0))) == []  # 3 s < 5 s
+
+
+def test_no_cues_no_guess():
+    assert run_av(*av_stream(200, (2.0, 18.0), cues=False)) == []

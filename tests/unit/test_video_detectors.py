@@ -1,0 +1,100 @@
+import numpy as np
+import pytest
+
+from avmon.detectors.black import BlackDetector
+from avmon.detectors.blocks import BlockCorruptionDetector
+from avmon.detectors.freeze import FreezeDetector
+from tests.unit.helpers import DT, frames_from, moving, run_video, textured
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1)
+
+
+def with_freeze(rng, n=75, at=25, length=25, grain=0.0):
+    pics = moving(rng, n)
+    for i in range(at, at + length):
+        pics[i] = pics[at].copy()
+    if grain:
+        pics = [np.clip(p + rng.normal(0, grain, p.shape), 16, 235).astype(np.uint8)
+                for p in pics]
+    return pics
+
+
+def test_freeze_found_with_exact_interval(rng):
+    found = run_video(FreezeDetector(), frames_from(with_freeze(rng)))
+    assert [(d.detector, d.start_s, d.end_s) for d in found] == [("freeze", 1.0, 2.0)]
+
+
+def test_freeze_under_fresh_grain_is_still_a_freeze(rng):
+    found = run_video(FreezeDetector(), frames_from(with_freeze(rng, grain=6.0)))
+    assert len(found) == 1
+    assert found[0].start_s == pytest.approx(1.0, abs=2 * DT)
+    assert found[0].end_s == pytest.approx(2.0, abs=2 * DT)
+
+
+def test_moving_picture_is_not_a_freeze(rng):
+    assert run_video(FreezeDetector(), frames_from(moving(rng, 75))) == []
+
+
+def test_slow_motion_is_not_a_freeze(rng):
+    assert run_video(FreezeDetector(), frames_from(moving(rng, 75, speed=1))) == []
+
+
+def test_freeze_shorter_than_minimum_is_ignored(rng):
+    assert run_video(FreezeDetector(), frames_from(with_freeze(rng, length=10))) == []
+
+
+def test_black_is_reported_as_black_not_freeze(rng):
+    pics = moving(rng, 60)
+    for i in range(20, 40):
+        pics[i] = np.full_like(pics[i], 16)
+    frames = frames_from(pics)
+    assert run_video(FreezeDetector(), frames) == []
+    black = run_video(BlackDetector(), frames)
+    assert [(d.start_s, d.end_s) for d in black] == [(0.8, 1.6)]
+
+
+def test_dark_textured_scene_is_not_black(rng):
+    dark = [np.clip(16 + textured(rng) // 6, 16, 60).astype(np.uint8) for _ in range(30)]
+    assert run_video(BlackDetector(), frames_from(dark)) == []
+
+
+def test_grainy_black_is_black(rng):
+    pics = [np.clip(16 + rng.normal(0, 2, (180, 320)), 0, 255).astype(np.uint8)
+            for _ in range(20)]
+    assert len(run_video(BlackDetector(), frames_from(pics))) == 1
+
+
+def test_black_shorter_than_quarter_second_is_ignored(rng):
+    pics = moving(rng, 30)
+    for i in range(10, 15):  # 0.2 s
+        pics[i] = np.full_like(pics[i], 16)
+    assert run_video(BlackDetector(), frames_from(pics)) == []
+
+
+def test_block_corruption_follows_concealment_until_keyframe(rng):
+    frames = frames_from(moving(rng, 50), concealed={10, 11}, keyframes={0, 20, 40})
+    found = run_video(BlockCorruptionDetector(), frames)
+    assert [(d.start_s, d.end_s) for d in found] == [(10 * DT, 20 * DT)]
+    assert 0.7 < found[0].confidence < 1.0  # two concealed, eight inherited
+
+
+def test_clean_pictures_have_no_block_corruption(rng):
+    assert run_video(BlockCorruptionDetector(), frames_from(moving(rng, 50))) == []
+
+
+def test_segments_give_the_same_defects_as_one_pass(rng):
+    """A freeze split across two segments comes out as one interval."""
+    frames = frames_from(with_freeze(rng, n=100, at=40, length=20))
+    det = FreezeDetector()
+    whole = run_video(det, frames)
+    a, b = det.scanner(), det.scanner()
+    for f in frames[:50]:
+        a.feed_video(f)
+    for f in frames[50:]:
+        b.feed_video(f)
+    split = det.finalize([b.evidence(), a.evidence()])
+    assert [(d.start_s, d.end_s) for d in split] == [(d.start_s, d.end_s) for d in whole]
+    assert len(whole) == 1

@@ -31,11 +31,13 @@ demo: setup
 	$(BIN)/python -m avmon demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check avmon tests benchmarks
-	$(BIN)/mypy avmon
+	$(BIN)/ruff check avmon functions cdk tests benchmarks app.py
+	$(BIN)/mypy avmon functions cdk
+
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 test: setup lint
-	$(BIN)/pytest -n 2 -q
+	$(BIN)/pytest -n 2 -q --durations=5
 
 corpus: setup
 	$(BIN)/avmon corpus corpus

@@ -62,9 +62,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-audio", action="store_true", help="video track only")
     p.add_argument("--no-video", action="store_true", help="audio track only")
 
+    p = sub.add_parser("simulate", help="run the serverless pipeline locally, on moto")
+    p.add_argument("input", type=Path, help="a media file")
+    p.add_argument("--json", action="store_true", help="the report plus measured usage")
+    p.add_argument("--segment-seconds", type=float, help="segment length (default 2)")
+    p.add_argument("--frames-per-invocation", type=int,
+                   help="frames per detector invocation (default 0: the whole segment)")
+    p.add_argument("--frame-layout", choices=["object-per-frame", "object-per-segment"])
+    p.add_argument("--workflow", choices=["standard", "express"])
+    p.add_argument("--pipeline-config", type=Path, help="JSON file of PipelineConfig settings")
+
+    p = sub.add_parser("report", help="a deployed stream's report, from its segment reports in S3")
+    p.add_argument("--bucket", required=True, help="the stack's BucketName output")
+    p.add_argument("--stream", required=True, help="the stream's name (ingest/<stream>/...)")
+    p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("demo", help="make a stream with known defects, analyse it, compare")
     p.add_argument("--out", type=Path, default=Path("out"), help="folder for the demo stream")
     p.add_argument("--duration", type=float, default=30.0)
+    p.add_argument("--size", type=_size, default=(640, 360), help="WxH (default 640x360)")
 
     p = sub.add_parser("corpus", help="write the evaluation corpus (22 labelled streams)")
     p.add_argument("out", type=Path)
@@ -150,6 +166,95 @@ def format_report(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def pipeline_config(args: argparse.Namespace) -> Any:
+    from avmon.pipeline.config import PipelineConfig
+
+    base = PipelineConfig.load(args.pipeline_config) if args.pipeline_config else PipelineConfig()
+    changes = {k: v for k, v in {
+        "segment_seconds": args.segment_seconds,
+        "frames_per_invocation": args.frames_per_invocation,
+        "frame_layout": args.frame_layout,
+        "workflow_type": args.workflow.upper() if args.workflow else None,
+    }.items() if v is not None}
+    return PipelineConfig.from_mapping({**base.to_dict(), **changes})
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    config = pipeline_config(args)
+    result = run_simulation(args.input, config)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(format_report(result.report))
+        print()
+        print(format_usage(result.usage))
+    for f in result.failed_segments:
+        where = f.get("execution") or f"segment {f.get('segment')} {f.get('detector')}"
+        sys.stderr.write(f"avmon: note: {where} failed: {f['error']}: {f['cause']}\n")
+    return 0
+
+
+def run_simulation(path: Path, config: Any) -> Any:
+    """The simulation with a progress bar on stderr (segments done, executions running)."""
+    from tqdm import tqdm
+
+    from avmon.media.decode import MediaReader
+    from avmon.pipeline.simulate import simulate
+
+    with MediaReader(path):  # bad input fails here, before anything is deployed
+        pass
+    sys.stderr.write("avmon: deploying the synthesized CDK app into moto ...\n")
+    bar = tqdm(total=0, desc="segments", unit="seg", leave=False, disable=None)
+
+    def tick(done: int, total: int, running: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.set_postfix_str(f"{running} executions running", refresh=True)
+
+    try:
+        return simulate(path, config, progress=tick)
+    finally:
+        bar.close()
+
+
+def format_usage(u: dict[str, Any]) -> str:
+    req = u["requests"]
+    s3, lam = req.get("s3", {}), u["lambda"]
+    lines = [
+        f"executions        {u['executions']}",
+        f"state transitions {u['state_transitions']}",
+        f"S3 requests       {sum(s3.values())}: " + ", ".join(f"{k} {v}" for k, v in s3.items()),
+        f"S3 bytes          put {u['bytes'].get('s3_put', 0):,},"
+        f" get {u['bytes'].get('s3_get', 0):,}",
+        f"SNS publishes     {req.get('sns', {}).get('Publish', 0)}",
+        f"Lambda            {sum(f['invocations'] for f in lam.values())} invocations,"
+        f" {sum(f['gb_seconds'] for f in lam.values()):.2f} GB-s",
+    ]
+    lines += [f"  {n:<24}{f['invocations']:>5} x {f['memory_mb']} MB, {f['billed_ms']:>7} ms billed"
+              for n, f in lam.items()]
+    return "\n".join(lines)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from avmon.errors import MissingResourceError
+    from avmon.pipeline import keys
+    from avmon.pipeline.ports import S3Store
+    from avmon.pipeline.steps import assemble
+
+    store = S3Store(args.bucket)
+    found = store.list(keys.reports_of(args.stream))
+    if not found:
+        raise MissingResourceError(f"s3://{args.bucket}/{keys.reports_of(args.stream)}:"
+                                   " no segment reports (yet)")
+    result = assemble([store.get_json(k) for k in found], f"s3://{args.bucket}/{args.stream}")
+    report = result.report.to_dict()
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    for seg, dets in sorted(result.failed_detectors.items()):
+        for name, why in dets.items():
+            sys.stderr.write(f"avmon: note: segment {seg}: {name} failed: {why['cause']}\n")
+    return 0
+
+
 def _cmd_synth(args: argparse.Namespace) -> int:
     from avmon.synth import SynthRequest, parse_defects, synthesize
 
@@ -175,14 +280,21 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     if args.duration < 29:
         raise ConfigError("demo --duration must be at least 29 s (the injected defects need it)")
+    from avmon.model import Defect
+    from avmon.pipeline.config import PipelineConfig
+
     stream = args.out / "demo.mp4"
     print(f"1. writing a {args.duration:g} s test stream with injected defects: {stream}")
+    w, h = args.size
     truth_file = synthesize(SynthRequest(stream, args.duration, tuple(parse_defects(DEMO_DEFECTS)),
-                                         seed=7))
-    print("2. analysing it in one process (decode once, six detectors on frames in memory)")
-    result = analyze(stream)
+                                         w, h, seed=7))
+    print("2. running it through the original serverless pipeline, locally: the synthesized CDK"
+          " app on moto\n   (S3, Lambda handlers in-process, Step Functions executing the ASL)")
+    sim = run_simulation(stream, PipelineConfig())
+    found = sorted((Defect.from_dict(d) for d in sim.report["defects"]), key=lambda d: d.start_s)
+    print("3. the same stream in one process (decode once, detectors on frames in memory)")
+    single = sorted(analyze(stream).report.defects, key=lambda d: d.start_s)
     truth = load_truth(truth_file)
-    found = sorted(result.report.defects, key=lambda d: d.start_s)
     print(f"\n{'detector':<17}{'injected':>16}{'found':>16}  {'conf':>5}  details")
     for t in truth:
         match = next((d for d in found if d.detector == t.detector
@@ -197,8 +309,34 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         print(f"{d.detector:<17}{'(none)':>16}{d.start_s:7.2f}-{d.end_s:6.2f}  false positive")
     scores = score(truth, found, {t.detector for t in truth})
     hits = sum(s.tp for s in scores.values())
-    print(f"\n{hits} of {len(truth)} injected defects found, {len(extra)} false positives")
+    print(f"\n{hits} of {len(truth)} injected defects found by the pipeline,"
+          f" {len(extra)} false positives")
+    print("single process vs pipeline: " + agreement(single, found))
+    print("\nwhat the serverless pipeline used for this stream (measured):")
+    print(format_usage(sim.usage))
     return 0
+
+
+def agreement(single: Any, served: Any) -> str:
+    """How the single-process defects compare with the pipeline's, per detector."""
+    a = {d.detector: d for d in single}
+    b = {d.detector: d for d in served}
+    if len(a) != len(single) or len(b) != len(served) or set(a) != set(b):
+        return f"{len(single)} vs {len(served)} defects: " + ", ".join(
+            sorted(set(a) ^ set(b)) or ["different counts"])
+    same: list[str] = []
+    differ: list[str] = []
+    for name in a:
+        gap = max(abs(a[name].start_s - b[name].start_s), abs(a[name].end_s - b[name].end_s))
+        if gap <= 0.001:
+            same.append(name)
+        else:
+            differ.append(f"{name} by {gap:.2f} s")
+    text = f"identical intervals for {', '.join(same)}" if same else ""
+    if differ:
+        text += ("; " if text else "") + "different: " + ", ".join(differ) + \
+            " (a segment's first frame has no previous frame to show a cut)"
+    return text
 
 
 def _cmd_corpus(args: argparse.Namespace) -> int:

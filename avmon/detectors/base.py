@@ -183,7 +183,10 @@ def interval_defects(name: str, evidences: Sequence[Evidence], *, gap: float,
 class AudioWindows:
     """Cuts a stream of audio buffers into fixed windows, carrying the remainder across buffers.
 
-    ``push`` returns the start times (seconds) and the windows as (n_windows, channels, length).
+    Windows sit on a fixed grid of the stream's clock (multiples of ``seconds``): a scanner that
+    starts mid-stream (a segment of the serverless pipeline) cuts the same windows as one that
+    saw the whole stream. ``push`` returns the start times (seconds) and the windows as
+    (n_windows, channels, length).
     """
 
     def __init__(self, seconds: float) -> None:
@@ -196,11 +199,18 @@ class AudioWindows:
         if self._length == 0:
             self._length = max(1, round(self.seconds * buf.sample_rate))
         samples, t0 = buf.samples, buf.t
+        carried = False
         if self._rest is not None and self._rest.shape[0] == samples.shape[0]:
             gap = abs(buf.t - (self._rest_t + self._rest.shape[1] / buf.sample_rate))
             if gap < 2.0 / buf.sample_rate * self._length:  # contiguous: carry the remainder
                 samples = np.concatenate([self._rest, samples], axis=1)
                 t0 = self._rest_t
+                carried = True
+        if not carried:  # a fresh start: skip to the next point of the grid
+            step = self._length / buf.sample_rate
+            grid = np.ceil(t0 / step - 1e-6) * step
+            skip = min(samples.shape[1], max(0, round((grid - t0) * buf.sample_rate)))
+            samples, t0 = samples[:, skip:], t0 + skip / buf.sample_rate
         n = samples.shape[1] // self._length
         used = n * self._length
         self._rest, self._rest_t = samples[:, used:], t0 + used / buf.sample_rate

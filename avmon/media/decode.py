@@ -135,6 +135,13 @@ class MediaReader:
         """The container timestamp (seconds) that avmon reports as 0."""
         return self._origin
 
+    def track_start(self) -> float:
+        """When the first picture (or, without video, the first audio) starts, in avmon's times."""
+        stream = self._video if self._video is not None else self._audio
+        if stream is not None and stream.start_time is not None and stream.time_base:
+            return float(stream.start_time * stream.time_base) - self._origin
+        return 0.0
+
     @property
     def has_video(self) -> bool:
         return self._video is not None

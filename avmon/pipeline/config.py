@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from avmon.detectors import NAMES
 from avmon.errors import ConfigError
 
 FRAME_LAYOUTS = ("object-per-frame", "object-per-segment")
@@ -28,7 +27,6 @@ class PipelineConfig:
     frame_layout: str = "object-per-frame"  # or every frame of a segment in one object
     audio_object_seconds: float = 1.0     # audio buffers are written in objects of this length
     workflow_type: str = "STANDARD"
-    detectors: tuple[str, ...] = NAMES
     converter_memory_mb: int = 2048
     detector_memory_mb: int = 1024
     aggregator_memory_mb: int = 512
@@ -48,8 +46,6 @@ class PipelineConfig:
             raise ConfigError(f"frame_layout must be one of {', '.join(FRAME_LAYOUTS)}")
         if self.workflow_type not in WORKFLOW_TYPES:
             raise ConfigError(f"workflow_type must be one of {', '.join(WORKFLOW_TYPES)}")
-        if not self.detectors or set(self.detectors) - set(NAMES):
-            raise ConfigError(f"detectors must be a subset of {', '.join(NAMES)}")
         for f in fields(self):
             if f.name.endswith("_mb") and not 128 <= getattr(self, f.name) <= 10240:
                 raise ConfigError(f"{f.name} must be within Lambda's 128..10240 MB")
@@ -63,11 +59,8 @@ class PipelineConfig:
         unknown = set(values) - known
         if unknown:
             raise ConfigError(f"unknown pipeline setting(s): {', '.join(sorted(unknown))}")
-        typed = dict(values)
-        if "detectors" in typed:
-            typed["detectors"] = tuple(typed["detectors"])
         try:
-            return cls(**typed).validate()
+            return cls(**dict(values)).validate()
         except TypeError as exc:
             raise ConfigError(f"bad pipeline setting: {exc}") from None
 
@@ -82,9 +75,7 @@ class PipelineConfig:
             raise ConfigError(f"{path}: not valid JSON ({exc})") from None
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["detectors"] = list(self.detectors)
-        return d
+        return asdict(self)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)

@@ -62,6 +62,13 @@ class SegmentJob:
 
 
 # -- ingest ----------------------------------------------------------------------------------
+def run_token(event_time: str, etag: str) -> str:
+    """A short token for one upload: execution names must be unique per run, while S3 keys stay
+    the same for the same stream (re-running overwrites, it never duplicates)."""
+    import hashlib
+    return hashlib.sha256(f"{event_time}|{etag}".encode()).hexdigest()[:10]
+
+
 def ingest(store: ObjectStore, starter: Starter, key: str, config: PipelineConfig,
            run: str = "r") -> list[SegmentJob]:
     """Cut the stream at ``key`` into segments and start one execution per segment.
@@ -109,7 +116,6 @@ def convert(store: ObjectStore, job: SegmentJob, config: PipelineConfig) -> dict
     audio: list[list[float]] = []
     stacked: list[np.ndarray] = []
     batcher = AudioBatcher(config.audio_object_seconds)
-    offset: float | None = None
 
     def put_audio(buf: AudioBuffer | None) -> None:
         if buf is not None:
@@ -117,10 +123,9 @@ def convert(store: ObjectStore, job: SegmentJob, config: PipelineConfig) -> dict
             audio.append([round(buf.t, 6), buf.sample_rate, buf.samples.shape[1]])
 
     with MediaReader(io.BytesIO(data)) as reader:
-        info = reader.info()
+        # the segment's first picture is at job.start_s on the stream's clock
+        offset = job.start_s - reader.track_start()
         for item in reader.frames():
-            if offset is None:  # the first picture (or buffer) sits at the segment's start
-                offset = job.start_s - item.t
             t = item.t + offset
             if isinstance(item, VideoFrame):
                 flags = int(item.keyframe) | (int(item.concealed) << 1)

@@ -121,3 +121,27 @@ def test_bad_config_file(capsys, clip, tmp_path):
     code, _, err = run(["analyze", str(clip), "--config", str(cfg)], capsys)
     assert code == 2
     one_line_error(err, "c.json", "not valid JSON")
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda p: None, ["no such file"]),
+    (lambda p: p.write_bytes(b""), ["empty file"]),
+    (lambda p: p.write_bytes(bytes(range(256)) * 64), ["not readable as media"]),
+])
+def test_simulate_refuses_bad_input_before_deploying(capsys, tmp_path, make, words):
+    path = tmp_path / "in.mp4"
+    make(path)
+    code, _, err = run(["simulate", str(path)], capsys)
+    assert code == 2
+    one_line_error(err, "in.mp4", *words)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--segment-seconds", "0.1"], ["segment_seconds"]),
+    (["--frames-per-invocation", "-3"], ["frames_per_invocation"]),
+    (["--workflow", "lambda"], ["invalid choice"]),
+])
+def test_simulate_rejects_bad_settings(capsys, clip, args, words):
+    code, _, err = run(["simulate", str(clip), *args], capsys)
+    assert code == 2
+    one_line_error(err, *words)

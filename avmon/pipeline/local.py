@@ -1,0 +1,427 @@
+"""The local simulation: the synthesized CDK app, deployed into moto, driven like AWS.
+
+No AWS account and no Docker. Steps, each the smallest change that makes moto behave like AWS:
+
+1. Synthesize the CDK app (bundling skipped) and stage its assets where ``cdk deploy`` puts them:
+   the bootstrap bucket ``cdk-hnb659fds-assets-<account>-<region>``, one zip per asset.
+2. Create the stack with moto's CloudFormation (``CREATE_COMPLETE`` for every resource).
+3. moto's Lambda runs code only in Docker, so ``LambdaFunction._invoke_lambda`` is replaced: the
+   function's own handler runs in this process, with its environment, memory size and a Lambda
+   context. CDK's S3-notifications custom resource is inline code in the template; it runs too,
+   its response PUT delivered to moto's CloudFormation directly (the URL is not reachable).
+4. moto's CloudFormation registers state machines with the Step Functions backend that does not
+   execute, and ignores ``DefinitionSubstitutions``; the definition, with the substitutions
+   resolved as CloudFormation resolves them, is registered again with the executing backend.
+5. The input goes in through the same path as on AWS: a PutObject under ``ingest/`` fires the
+   bucket notification, the ingest Lambda cuts segments and starts one execution per segment.
+
+``moto`` is pinned (requirements.txt): steps 3 and 4 use its private API, and a test checks both.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+import types
+import uuid
+import warnings
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from avmon.errors import AvmonError, ConfigError, MissingResourceError
+from avmon.pipeline import keys, ports
+from avmon.pipeline.config import PipelineConfig
+from avmon.pipeline.meter import Meter
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+_FAKE_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+             "AWS_SECURITY_TOKEN": "testing", "AWS_SESSION_TOKEN": "testing",
+             "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
+             "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
+
+
+@dataclass
+class LambdaContext:
+    """The attributes of the Lambda runtime's context object that handlers and Powertools use."""
+
+    function_name: str
+    memory_limit_in_mb: int
+    invoked_function_arn: str
+    timeout_s: float
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = "local"
+    _deadline: float = field(default=0.0)
+
+    def __post_init__(self) -> None:
+        self._deadline = time.monotonic() + self.timeout_s
+        self.log_group_name = f"/aws/lambda/{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+@dataclass
+class Invocation:
+    function: str
+    event: Any
+    result: Any
+    error: str | None
+    logs: str = ""
+
+
+class InProcessLambda:
+    """Replaces moto's Docker-based invoke with the function's handler run in this process.
+
+    Invocations run one at a time (the handlers read their settings from ``os.environ``, which is
+    process-wide); Step Functions' parallel branches therefore take turns, as on a 1-vCPU box.
+    """
+
+    def __init__(self, meter: Meter, names: Callable[[str], str]) -> None:
+        self.meter = meter
+        self.names = names
+        self.invocations: list[Invocation] = []
+        self.failures: list[str] = []
+        self._lock = threading.RLock()
+        self._patch: Any = None
+
+    def install(self) -> None:
+        from moto.awslambda.models import LambdaFunction
+        outer = self
+
+        def invoke(fn: Any, event: Any = None) -> tuple[str, bool, str]:
+            return outer.run(fn, event)
+
+        self._patch = (LambdaFunction, LambdaFunction._invoke_lambda)
+        setattr(LambdaFunction, "_invoke_lambda", invoke)  # noqa: B010 - patching on purpose
+
+    def uninstall(self) -> None:
+        if self._patch is not None:
+            cls, original = self._patch
+            setattr(cls, "_invoke_lambda", original)  # noqa: B010
+            self._patch = None
+
+    def run(self, fn: Any, event: Any) -> tuple[str, bool, str]:
+        if isinstance(event, (str, bytes)):
+            event = json.loads(event or "{}")
+        context = LambdaContext(fn.function_name, int(fn.memory_size),
+                                fn.function_arn, float(fn.timeout or 3))
+        log = io.StringIO()  # what CloudWatch Logs would hold for this invocation
+        with self._lock, _environment(fn.environment_vars), contextlib.redirect_stdout(log):
+            started = time.perf_counter()
+            error: str | None = None
+            try:
+                handler = self._handler(fn)
+                result = handler(event, context)
+                payload = json.dumps(result)
+            except Exception as exc:  # the Lambda runtime reports any exception this way
+                error = type(exc).__name__
+                self.failures.append(f"{fn.function_name}: {error}: {exc}")
+                result = None
+                payload = json.dumps({"errorType": error, "errorMessage": str(exc),
+                                      "stackTrace": []})
+            elapsed = time.perf_counter() - started
+        name = self.names(fn.function_name)
+        self.meter.invoked(name, int(fn.memory_size), elapsed, error is not None)
+        self.invocations.append(Invocation(name, event, result, error, log.getvalue()))
+        return payload, error is not None, log.getvalue()
+
+    def _handler(self, fn: Any) -> Callable[[Any, Any], Any]:
+        module_name, _, attr = str(fn.handler).rpartition(".")
+        if module_name == "index":  # inline code (ZipFile): CDK's custom resource providers
+            inline = _inline_handler(fn.code_bytes, attr)
+            return lambda event, context: inline(_as_cloudformation_sends(event), context)
+        import importlib
+        module = importlib.import_module(module_name)
+        handler: Callable[[Any, Any], Any] = getattr(module, attr)
+        return handler
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update({k: str(v) for k, v in values.items()})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _as_cloudformation_sends(event: Any) -> Any:
+    """CloudFormation hands custom resources their properties as strings (true -> "true");
+    moto passes the template's JSON types. Convert, as the real service does."""
+    def strings(value: Any) -> Any:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, (int, float)):
+            return str(value)
+        if isinstance(value, dict):
+            return {k: strings(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [strings(v) for v in value]
+        return value
+    if isinstance(event, dict) and "ResourceProperties" in event:
+        return {**event, "ResourceProperties": strings(event["ResourceProperties"])}
+    return event
+
+
+def _inline_handler(code_bytes: bytes, attr: str) -> Callable[[Any, Any], Any]:
+    """Run inline template code (a CloudFormation custom resource provider) in-process."""
+    with zipfile.ZipFile(io.BytesIO(code_bytes)) as z:
+        source = next(z.read(n).decode() for n in z.namelist() if n.endswith(".py"))
+    namespace: dict[str, Any] = {"__name__": "inline_custom_resource"}
+    exec(compile(source, "index.py", "exec"), namespace)  # the template's own inline code
+    import urllib.request
+    namespace["urllib"] = types.SimpleNamespace(request=types.SimpleNamespace(
+        Request=urllib.request.Request, urlopen=_deliver_cfn_response))
+    handler: Callable[[Any, Any], Any] = namespace[attr]
+    return handler
+
+
+class _Reply(contextlib.AbstractContextManager["_Reply"]):
+    reason = "OK"
+
+    def read(self) -> bytes:
+        return b"{}"
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _deliver_cfn_response(request: Any) -> _Reply:
+    """What moto's cfnresponse endpoint does with a custom resource's response."""
+    from moto.cloudformation.models import cloudformation_backends
+    body = json.loads(request.data)
+    stack = cloudformation_backends[ACCOUNT][REGION].get_stack(body["StackId"])
+    if body["Status"] == "SUCCESS":
+        stack.get_custom_resource(body["LogicalResourceId"]).set_data(body.get("Data") or {})
+        stack.verify_readiness()
+    else:  # what CloudFormation does when a custom resource reports failure
+        stack.status = "CREATE_FAILED"
+    return _Reply()
+
+
+@dataclass
+class Deployment:
+    bucket: str
+    state_machine_arn: str
+    topic_arn: str
+    functions: dict[str, str]  # physical name -> role name (Converter, FreezeDetector, ...)
+
+
+class LocalCloud:
+    """A moto account with the pipeline deployed from the synthesized CDK app.
+
+    Use as a context manager. Raises ConfigError if the stack does not deploy.
+    """
+
+    def __init__(self, config: PipelineConfig | None = None) -> None:
+        self.config = (config or PipelineConfig()).validate()
+        self.meter = Meter()
+        self.deployment: Deployment | None = None
+        self._names: dict[str, str] = {}
+        self.invoker = InProcessLambda(self.meter, lambda n: self._names.get(n, n))
+        self._stack: contextlib.ExitStack | None = None
+        self._client_session: Any = None
+        self.deploy_log = io.StringIO()
+
+    # -- set-up --------------------------------------------------------------------------------
+    def __enter__(self) -> LocalCloud:
+        from moto import mock_aws
+
+        stack = contextlib.ExitStack()
+        self._stack = stack
+        # moto logs every template resource it does not model (bucket and topic policies) and
+        # probes for Docker: noise here, since nothing runs in Docker
+        for name in ("moto", "root"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+        warnings.filterwarnings("ignore", module="moto")
+        try:
+            stack.enter_context(_environment(_FAKE_ENV))
+            stack.enter_context(mock_aws(config={
+                "stepfunctions": {"execute_state_machine": True},
+                # not use_docker=False: that swaps in a backend with canned answers; the real
+                # backend calls _invoke_lambda, which InProcessLambda replaces (no Docker used)
+                "core": {"service_whitelist": None},
+            }))
+            self.invoker.install()
+            stack.callback(self.invoker.uninstall)
+            ports.reset_session()
+            stack.callback(ports.reset_session)
+            self.meter.attach(ports.session())
+            import boto3
+            self._client_session = boto3.session.Session(region_name=REGION)
+            # moto prints (not logs) its probe for a Docker host while creating functions
+            with contextlib.redirect_stdout(self.deploy_log):
+                self.deployment = self._deploy()
+        except BaseException:
+            stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._stack is not None:
+            self._stack.close()
+
+    def client(self, service: str) -> Any:
+        """A client of the driver's own session: its calls are not the pipeline's usage."""
+        return self._client_session.client(service, region_name=REGION)
+
+    def _deploy(self) -> Deployment:
+        from cdk.app import build_app
+
+        with tempfile.TemporaryDirectory(prefix="avmon-cdk-") as outdir:
+            app = build_app(context={"aws:cdk:bundling-stacks": []}, outdir=outdir,
+                            config=self.config)
+            assembly = app.synth()
+            artifact = assembly.stacks[0]
+            template = artifact.template
+            self._stage_assets(Path(outdir), artifact.stack_name)
+        ssm = self.client("ssm")
+        ssm.put_parameter(Name="/cdk-bootstrap/hnb659fds/version", Value="30", Type="String",
+                          Overwrite=True)
+        cfn = self.client("cloudformation")
+        cfn.create_stack(StackName=artifact.stack_name, TemplateBody=json.dumps(template),
+                         Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"])
+        status = self._wait_stack(cfn, artifact.stack_name)
+        if status != "CREATE_COMPLETE":
+            raise ConfigError(f"the stack did not deploy into moto: {status}")
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in
+                   cfn.describe_stacks(StackName=artifact.stack_name)["Stacks"][0]["Outputs"]}
+        resources = cfn.list_stack_resources(
+            StackName=artifact.stack_name)["StackResourceSummaries"]
+        from cdk.constants import HANDLERS
+        physical: dict[str, str] = {}
+        for r in resources:
+            physical[r["LogicalResourceId"]] = r["PhysicalResourceId"]
+            if r["ResourceType"] == "AWS::Lambda::Function":
+                role = next((h for h in HANDLERS if r["LogicalResourceId"].startswith(h)),
+                            r["LogicalResourceId"])
+                self._names[r["PhysicalResourceId"]] = role
+        machine = next(r for r in template["Resources"].values()
+                       if r["Type"] == "AWS::StepFunctions::StateMachine")
+        substitutions = {k: self._resolve(v, physical) for k, v in
+                         machine["Properties"].get("DefinitionSubstitutions", {}).items()}
+        self._register_executable_state_machine(outputs["StateMachineArn"], substitutions)
+        return Deployment(outputs["BucketName"], outputs["StateMachineArn"], outputs["TopicArn"],
+                          dict(self._names))
+
+    def _stage_assets(self, outdir: Path, stack_name: str) -> None:
+        """Upload each asset the way ``cdk deploy`` does: to the bootstrap bucket, by hash."""
+        manifest = json.loads((outdir / f"{stack_name}.assets.json").read_text())
+        s3 = self.client("s3")
+        for asset in manifest.get("files", {}).values():
+            for dest in asset["destinations"].values():
+                bucket = dest["bucketName"].replace("${AWS::AccountId}", ACCOUNT) \
+                    .replace("${AWS::Region}", REGION).replace("${AWS::Partition}", "aws")
+                with contextlib.suppress(Exception):
+                    s3.create_bucket(Bucket=bucket)
+                source = Path(asset["source"]["path"])
+                if not source.is_absolute():
+                    source = outdir / source
+                body = _zip_dir(source) if asset["source"].get("packaging") == "zip" \
+                    else source.read_bytes()
+                s3.put_object(Bucket=bucket, Key=dest["objectKey"], Body=body)
+
+    @staticmethod
+    def _wait_stack(cfn: Any, name: str, timeout: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            status: str = cfn.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"]
+            if not status.endswith("IN_PROGRESS") or time.monotonic() > deadline:
+                return status
+            time.sleep(0.05)
+
+    @staticmethod
+    def _resolve(value: Any, physical: dict[str, str]) -> str:
+        """A substitution value as CloudFormation resolves it (a function's ARN)."""
+        if isinstance(value, str):
+            return value
+        logical, attribute = value["Fn::GetAtt"]
+        if attribute != "Arn":
+            raise ConfigError(f"cannot resolve {value!r} for the local simulation")
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{physical[logical]}"
+
+    def _register_executable_state_machine(self, arn: str, substitutions: dict[str, str]) -> None:
+        from moto.stepfunctions.models import stepfunctions_backends
+        registered = next((sm for sm in stepfunctions_backends[ACCOUNT][REGION].state_machines
+                           if sm.arn == arn), None)
+        if registered is None:
+            raise ConfigError(f"the stack created no state machine {arn}")
+        definition = registered.definition
+        for key, value in substitutions.items():
+            definition = definition.replace("${" + key + "}", value)
+        if "${" in definition:
+            raise ConfigError("the state machine definition has an unbound placeholder")
+        self.client("stepfunctions").create_state_machine(
+            name=registered.name, definition=definition,
+            roleArn=registered.roleArn, type=self.config.workflow_type)
+
+    # -- running -------------------------------------------------------------------------------
+    def upload(self, data: bytes, key: str) -> None:
+        """Put an object under ingest/: the bucket notification runs the ingest Lambda."""
+        assert self.deployment is not None
+        self.client("s3").put_object(Bucket=self.deployment.bucket, Key=key, Body=data)
+
+    def executions(self) -> list[dict[str, Any]]:
+        assert self.deployment is not None
+        sfn = self.client("stepfunctions")
+        out: list[dict[str, Any]] = []
+        for page in sfn.get_paginator("list_executions").paginate(
+                stateMachineArn=self.deployment.state_machine_arn):
+            out += page["executions"]
+        return out
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        sfn = self.client("stepfunctions")
+        events: list[dict[str, Any]] = []
+        for page in sfn.get_paginator("get_execution_history").paginate(
+                executionArn=execution_arn):
+            events += page["events"]
+        return events
+
+    def segment_reports(self, stream: str) -> list[dict[str, Any]]:
+        assert self.deployment is not None
+        store = ports.S3Store(self.deployment.bucket, self.client("s3"))
+        return [store.get_json(k) for k in store.list(keys.reports_of(stream))]
+
+    def object_keys(self, prefix: str = "") -> list[str]:
+        assert self.deployment is not None
+        return ports.S3Store(self.deployment.bucket, self.client("s3")).list(prefix)
+
+
+def _zip_dir(folder: Path) -> bytes:
+    """The asset as the Lambda bundle lays it out: the project's packages at the root (the
+    pip-installed dependencies are what bundling adds; here they come from the local install)."""
+    from cdk.bundling import PACKAGES
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        roots = [folder / p for p in PACKAGES if (folder / p).is_dir()] or [folder]
+        for root in roots:
+            for path in sorted(root.rglob("*")):
+                if path.is_file() and "__pycache__" not in path.parts:
+                    z.write(path, path.relative_to(folder))
+    return buf.getvalue()
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+__all__ = ["AvmonError", "LocalCloud", "MissingResourceError"]

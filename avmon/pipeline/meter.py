@@ -1,0 +1,82 @@
+"""Counting what the pipeline uses: requests from botocore events, Lambda time from the invoker.
+
+Requests are counted per service and operation on ``after-call`` (one per logical call, retries
+not counted twice), bytes from the request and response bodies. Lambda invocations, billed
+milliseconds (rounded up to 1 ms, as Lambda bills) and memory come from the local invoker.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class FunctionUsage:
+    invocations: int = 0
+    errors: int = 0
+    billed_ms: int = 0
+    memory_mb: int = 128
+
+    @property
+    def gb_seconds(self) -> float:
+        return self.memory_mb / 1024 * self.billed_ms / 1000
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"invocations": self.invocations, "errors": self.errors,
+                "billed_ms": self.billed_ms, "memory_mb": self.memory_mb,
+                "gb_seconds": round(self.gb_seconds, 4)}
+
+
+@dataclass
+class Meter:
+    requests: dict[str, dict[str, int]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(int)))
+    bytes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    functions: dict[str, FunctionUsage] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def reset(self) -> None:
+        """Forget what was counted (the deployment's own calls, before a run starts)."""
+        with self._lock:
+            self.requests.clear()
+            self.bytes.clear()
+            self.functions.clear()
+
+    def attach(self, boto_session: Any) -> None:
+        """Count every call of every client the session makes from now on."""
+        boto_session.events.register("before-parameter-build.s3.PutObject", self._put)
+        boto_session.events.register("after-call", self._after_call)
+
+    def _put(self, params: Any, **kwargs: Any) -> None:
+        body = params.get("Body")
+        size = len(body) if isinstance(body, (bytes, bytearray)) else 0
+        with self._lock:
+            self.bytes["s3_put"] += size
+
+    def _after_call(self, model: Any, parsed: Any, event_name: str, **kwargs: Any) -> None:
+        service = event_name.split(".")[1]
+        with self._lock:
+            self.requests[service][model.name] += 1
+            if model.name == "GetObject" and isinstance(parsed, dict):
+                self.bytes["s3_get"] += int(parsed.get("ContentLength") or 0)
+
+    def invoked(self, function: str, memory_mb: int, seconds: float, errored: bool) -> None:
+        with self._lock:
+            usage = self.functions.setdefault(function, FunctionUsage(memory_mb=memory_mb))
+            usage.invocations += 1
+            usage.errors += int(errored)
+            usage.billed_ms += max(1, math.ceil(seconds * 1000))
+            self.requests["lambda"]["Invoke"] += 1
+
+    def to_dict(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "requests": {s: dict(sorted(ops.items()))
+                             for s, ops in sorted(self.requests.items())},
+                "bytes": dict(sorted(self.bytes.items())),
+                "lambda": {n: u.to_dict() for n, u in sorted(self.functions.items())},
+            }

@@ -1,0 +1,127 @@
+"""``avmon simulate``: one input through the deployed serverless pipeline on moto.
+
+The input goes in as it would on AWS (a PutObject under ``ingest/``), every execution is waited
+for, and the report is assembled from the segment reports the aggregator stored. Usage is what
+was measured: requests counted on the clients (botocore events), state transitions counted in
+the execution histories, Lambda time measured around each handler.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from avmon.errors import AvmonError, MediaOpenError
+from avmon.media.decode import MediaReader
+from avmon.pipeline import keys
+from avmon.pipeline.config import PipelineConfig
+from avmon.pipeline.local import LocalCloud
+from avmon.pipeline.steps import assemble
+
+Progress = Callable[[int, int, int], None]  # segments done, total, executions running
+
+
+@dataclass
+class Simulation:
+    report: dict[str, Any]
+    usage: dict[str, Any]
+    failed_segments: list[dict[str, Any]] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.report, "usage": self.usage,
+                "segments": {"total": self.usage["executions"],
+                             "failed": self.failed_segments}}
+
+
+def stream_name(path: Path) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "-", path.stem)[:40] or "stream"
+
+
+def simulate(path: Path, config: PipelineConfig | None = None,
+             progress: Progress | None = None, cloud: LocalCloud | None = None,
+             timeout_s: float = 3600.0) -> Simulation:
+    """Run ``path`` through the pipeline. Pass ``cloud`` to reuse a deployment (re-runs).
+
+    Raises MediaOpenError for input that is not media (the same check and message as analyze),
+    AvmonError if the ingest step fails.
+    """
+    with MediaReader(path):  # fail fast, with analyze's message, before deploying anything
+        pass
+    if cloud is None:
+        with LocalCloud(config) as fresh:
+            return _run(fresh, path, progress, timeout_s)
+    return _run(cloud, path, progress, timeout_s)
+
+
+def _run(cloud: LocalCloud, path: Path, progress: Progress | None,
+         timeout_s: float) -> Simulation:
+    stream = stream_name(path)
+    cloud.meter.reset()
+    before = {e["executionArn"] for e in cloud.executions()}
+    calls = len(cloud.invoker.invocations)
+    cloud.upload(path.read_bytes(), f"{keys.INGEST}{stream}/{path.name}")
+    ingest = [i for i in cloud.invoker.invocations[calls:] if i.function == "Ingest"]
+    if not ingest or ingest[-1].error:
+        why = cloud.invoker.failures[-1] if cloud.invoker.failures else "it never ran"
+        raise AvmonError(f"{path}: the ingest step failed: {why.split(': ', 1)[-1]}")
+    total = len(ingest[-1].result["started"])
+    executions = _wait(cloud, before, total, progress, timeout_s)
+    transitions = 0
+    failed = []
+    succeeded: set[int] = set()
+    sfn = cloud.client("stepfunctions")
+    for e in executions:
+        history = cloud.history(e["executionArn"])
+        transitions += sum(1 for h in history if h["type"].endswith("StateEntered"))
+        if e["status"] == "SUCCEEDED":
+            succeeded.add(int(e["name"].rsplit("-", 1)[-1]))
+        else:
+            d = sfn.describe_execution(executionArn=e["executionArn"])
+            failed.append({"execution": e["name"], "status": e["status"],
+                           "error": d.get("error", ""), "cause": _short(d.get("cause", ""))})
+    # only this run's segments: a report left by an earlier run of a segment that failed now
+    # must not stand in for it
+    reports = [r for r in cloud.segment_reports(stream) if int(r["segment"]) in succeeded]
+    result = assemble(reports, str(path))
+    report = result.report.to_dict()
+    usage = {"executions": len(executions), "state_transitions": transitions,
+             **cloud.meter.to_dict()}
+    for seg, detectors in sorted(result.failed_detectors.items()):
+        for detector, failure in detectors.items():
+            failed.append({"segment": seg, "detector": detector, **failure})
+    return Simulation(report, usage, failed, cloud.object_keys())
+
+
+def _wait(cloud: LocalCloud, before: set[str], total: int, progress: Progress | None,
+          timeout_s: float) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        mine = [e for e in cloud.executions() if e["executionArn"] not in before]
+        running = sum(1 for e in mine if e["status"] == "RUNNING")
+        done = len(mine) - running
+        if progress is not None:
+            progress(done, total, running)
+        if len(mine) >= total and running == 0:
+            return mine
+        if time.monotonic() > deadline:
+            raise AvmonError(f"{running} execution(s) still running after {timeout_s:.0f} s")
+        time.sleep(0.2)
+
+
+def _short(cause: str) -> str:
+    import json
+    try:
+        parsed = json.loads(cause)
+        if isinstance(parsed, dict):
+            return str(parsed.get("errorMessage") or parsed.get("Cause") or cause)
+    except ValueError:
+        pass
+    return cause
+
+
+__all__ = ["MediaOpenError", "Simulation", "simulate"]

@@ -1,0 +1,34 @@
+"""Builds the CDK app: one PipelineStack, with cdk-nag's AwsSolutions checks."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks
+
+from avmon.pipeline.config import PipelineConfig
+from cdk.constants import ROOT, STACK_NAME
+from cdk.pipeline_stack import PipelineStack
+
+
+def build_app(context: dict[str, Any] | None = None, outdir: str | None = None,
+              config: PipelineConfig | None = None) -> cdk.App:
+    """The app. ``context`` such as ``{"aws:cdk:bundling-stacks": []}`` skips bundling.
+
+    The feature flags of cdk.json apply here too, so tests and the local simulation synthesize
+    exactly what ``cdk synth`` does.
+    """
+    flags = json.loads((ROOT / "cdk.json").read_text()).get("context", {})
+    app = cdk.App(context={**flags, **(context or {})}, outdir=outdir)
+    if config is None:
+        path = app.node.try_get_context("avmon_config")
+        config = PipelineConfig.load(path) if path else PipelineConfig()
+    env = cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"),
+                          region=os.environ.get("CDK_DEFAULT_REGION"))
+    PipelineStack(app, STACK_NAME, config=config, env=env,
+                  description="avmon: Prime Video's original A/V monitoring pipeline")
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    return app

@@ -1,0 +1,27 @@
+"""Names shared by the CDK app, the local simulation and the tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ASL_FILE = ROOT / "statemachine" / "pipeline.asl.json"
+LAMBDA_REQUIREMENTS = ROOT / "functions" / "requirements.txt"
+STACK_NAME = "AvmonPipeline"
+RUNTIME = "python3.12"
+
+# detector name -> the part of its logical id and ASL placeholder (e.g. FreezeFunctionArn)
+DETECTOR_IDS = {
+    "freeze": "Freeze",
+    "black": "Black",
+    "block_corruption": "BlockCorruption",
+    "silence": "Silence",
+    "clipping": "Clipping",
+    "av_sync": "AvSync",
+}
+HANDLERS = {
+    "Ingest": "functions.ingest.handler",
+    "Converter": "functions.converter.handler",
+    "Aggregator": "functions.aggregator.handler",
+    **{f"{d}Detector": "functions.detector.handler" for d in DETECTOR_IDS.values()},
+}

@@ -1,0 +1,190 @@
+"""The original serverless pipeline as one CDK stack.
+
+S3 (the media bucket: segments, frames, audio buffers, results, reports), a Lambda per role (ingest,
+media converter, one per detector, aggregator), the Step Functions state machine loaded from
+``statemachine/pipeline.asl.json`` with ``definition_substitutions``, and an SNS topic for defect
+notifications. Every function may touch only its own keys.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_notifications as s3n
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from avmon.pipeline import keys
+from avmon.pipeline.config import PipelineConfig
+from cdk.bundling import LocalPipBundling
+from cdk.constants import ASL_FILE, DETECTOR_IDS, HANDLERS, ROOT
+
+# What the asset takes from the repository when bundling is skipped (tests, local simulation)
+ASSET_EXCLUDE = ["*", "!avmon", "!avmon/**", "!functions", "!functions/**", "**/__pycache__"]
+
+
+class PipelineStack(cdk.Stack):
+    def __init__(self, scope: Construct, construct_id: str, *,
+                 config: PipelineConfig | None = None, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.config = config = (config or PipelineConfig()).validate()
+        self._acknowledged: set[str] = set()
+
+        access_logs = s3.Bucket(
+            self, "AccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            lifecycle_rules=[s3.LifecycleRule(expiration=cdk.Duration.days(90))],
+        )
+        self.bucket = s3.Bucket(
+            self, "Media",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            server_access_logs_bucket=access_logs,
+            server_access_logs_prefix="media/",
+            lifecycle_rules=[
+                s3.LifecycleRule(prefix=prefix,
+                                 expiration=cdk.Duration.days(config.frames_expire_days))
+                for prefix in (keys.FRAMES, keys.AUDIO, keys.SEGMENTS)
+            ],
+        )
+        self.topic = sns.Topic(
+            self, "Defects", display_name="avmon defect notifications",
+            master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
+            enforce_ssl=True,
+        )
+
+        code = lambda_.Code.from_asset(
+            str(ROOT), exclude=ASSET_EXCLUDE,
+            bundling=cdk.BundlingOptions(
+                image=cdk.DockerImage.from_registry("public.ecr.aws/sam/build-python3.12"),
+                local=LocalPipBundling(),
+            ),
+        )
+        common_env = {"AVMON_BUCKET": self.bucket.bucket_name,
+                      "AVMON_PIPELINE_CONFIG": config.to_json(),
+                      "POWERTOOLS_LOG_LEVEL": "INFO"}
+
+        def function(name: str, memory: int, env: dict[str, str]) -> lambda_.Function:
+            return lambda_.Function(
+                self, name,
+                runtime=lambda_.Runtime.PYTHON_3_12,
+                architecture=lambda_.Architecture.X86_64,
+                handler=HANDLERS[name],
+                code=code,
+                memory_size=memory,
+                timeout=cdk.Duration.seconds(config.timeout_s),
+                tracing=lambda_.Tracing.ACTIVE,
+                logging_format=lambda_.LoggingFormat.JSON,
+                environment={**common_env, **env},
+                description=f"avmon {name}",
+            )
+
+        self.converter = function("Converter", config.converter_memory_mb, {})
+        self.allow(self.converter, "s3:GetObject", keys.SEGMENTS, keys.INGEST)
+        self.allow(self.converter, "s3:PutObject", keys.FRAMES, keys.AUDIO)
+
+        self.detectors: dict[str, lambda_.Function] = {}
+        for detector, ident in DETECTOR_IDS.items():
+            fn = function(f"{ident}Detector", config.detector_memory_mb,
+                          {"AVMON_DETECTOR": detector})
+            self.allow(fn, "s3:GetObject", keys.FRAMES, keys.AUDIO)
+            self.allow(fn, "s3:PutObject", f"{keys.RESULTS}{detector}/")
+            self.detectors[detector] = fn
+
+        self.aggregator = function("Aggregator", config.aggregator_memory_mb,
+                                   {"AVMON_TOPIC_ARN": self.topic.topic_arn})
+        self.allow(self.aggregator, "s3:GetObject", keys.RESULTS)
+        self.allow(self.aggregator, "s3:PutObject", keys.REPORTS)
+        self.topic.grant_publish(self.aggregator)
+
+        workflow_logs = logs.LogGroup(self, "WorkflowLogs",
+                                      retention=logs.RetentionDays.ONE_MONTH,
+                                      removal_policy=cdk.RemovalPolicy.DESTROY)
+        substitutions = {"ConverterFunctionArn": self.converter.function_arn,
+                         "AggregatorFunctionArn": self.aggregator.function_arn}
+        substitutions |= {f"{DETECTOR_IDS[d]}FunctionArn": fn.function_arn
+                          for d, fn in self.detectors.items()}
+        self.state_machine = sfn.StateMachine(
+            self, "Pipeline",
+            definition_body=sfn.DefinitionBody.from_string(ASL_FILE.read_text()),
+            definition_substitutions=substitutions,
+            state_machine_type=sfn.StateMachineType[config.workflow_type],
+            logs=sfn.LogOptions(destination=workflow_logs, level=sfn.LogLevel.ALL,
+                                include_execution_data=False),
+            tracing_enabled=True,
+        )
+        invoked = [self.converter, self.aggregator, *self.detectors.values()]
+        # a raw ASL body names functions by ARN only: grant the invocations explicitly
+        self.state_machine.add_to_role_policy(iam.PolicyStatement(
+            actions=["lambda:InvokeFunction"],
+            resources=[fn.function_arn for fn in invoked]
+            + [f"{fn.function_arn}:*" for fn in invoked],
+        ))
+        for fn in invoked:
+            self.acknowledge(
+                f"AwsSolutions-IAM5[Resource::<{self.logical_id(fn)}.Arn>:*]",
+                "the state machine may invoke this one function's versions and aliases")
+
+        self.ingest = function("Ingest", config.ingest_memory_mb,
+                               {"AVMON_STATE_MACHINE_ARN": self.state_machine.state_machine_arn})
+        self.allow(self.ingest, "s3:GetObject", keys.INGEST)
+        self.allow(self.ingest, "s3:PutObject", keys.SEGMENTS)
+        self.state_machine.grant_start_execution(self.ingest)
+        self.bucket.add_event_notification(
+            s3.EventType.OBJECT_CREATED, s3n.LambdaDestination(self.ingest),
+            s3.NotificationKeyFilter(prefix=keys.INGEST))
+
+        cdk.CfnOutput(self, "BucketName", value=self.bucket.bucket_name)
+        cdk.CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
+        cdk.CfnOutput(self, "TopicArn", value=self.topic.topic_arn)
+        self.acknowledge_findings()
+
+    def allow(self, fn: lambda_.Function, action: str, *prefixes: str) -> None:
+        """Let ``fn`` do ``action`` on objects under ``prefixes`` of the media bucket, only."""
+        fn.add_to_role_policy(iam.PolicyStatement(
+            actions=[action],
+            resources=[self.bucket.arn_for_objects(f"{p}*") for p in prefixes],
+        ))
+        bucket = self.logical_id(self.bucket)
+        for p in prefixes:
+            self.acknowledge(f"AwsSolutions-IAM5[Resource::<{bucket}.Arn>/{p}*]",
+                             f"objects under {p} only: the keys this role works on")
+
+    def logical_id(self, construct: Construct) -> str:
+        child = construct.node.default_child
+        assert isinstance(child, cdk.CfnElement)
+        return self.get_logical_id(child)
+
+    def acknowledge(self, finding: str, reason: str) -> None:
+        if finding not in self._acknowledged:
+            self._acknowledged.add(finding)
+            cdk.Validations.of(self).acknowledge(cdk.Acknowledgment(id=finding, reason=reason))
+
+    def acknowledge_findings(self) -> None:
+        """cdk-nag AwsSolutions findings accepted on purpose, each with its reason."""
+        self.acknowledge(
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AWSLambdaBasicExecutionRole]",
+            "Lambda's basic execution role: only CreateLogGroup, CreateLogStream and "
+            "PutLogEvents, for the function's own logs")
+        self.acknowledge(
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray trace upload (xray:PutTraceSegments, PutTelemetryRecords) and the state "
+            "machine's CloudWatch Logs delivery actions support no resource-level permissions")
+        self.acknowledge(
+            "AwsSolutions-L1",
+            "python3.12 on purpose: the bundled PyAV (av 18.1, abi3) and numpy wheels are the "
+            "ones tested; moving the runtime is a deliberate upgrade, not a default")
+        self.acknowledge(
+            "AwsSolutions-S1",
+            "the access-log bucket itself: logging it into itself would loop")

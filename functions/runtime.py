@@ -1,0 +1,56 @@
+"""What every handler needs: its settings from the environment and a structured logger."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from avmon.errors import ConfigError
+from avmon.pipeline.config import PipelineConfig
+
+
+@dataclass(frozen=True)
+class Settings:
+    bucket: str
+    pipeline: PipelineConfig
+    topic_arn: str = ""
+    state_machine_arn: str = ""
+    detector: str = ""
+
+    @classmethod
+    def from_environment(cls) -> Settings:
+        """Raises ConfigError if a required variable is missing."""
+        bucket = os.environ.get("AVMON_BUCKET")
+        if not bucket:
+            raise ConfigError("AVMON_BUCKET is not set")
+        raw = os.environ.get("AVMON_PIPELINE_CONFIG")
+        try:
+            pipeline = PipelineConfig.from_mapping(json.loads(raw)) if raw else PipelineConfig()
+        except ValueError:
+            raise ConfigError("AVMON_PIPELINE_CONFIG is not valid JSON") from None
+        return cls(bucket, pipeline, os.environ.get("AVMON_TOPIC_ARN", ""),
+                   os.environ.get("AVMON_STATE_MACHINE_ARN", ""),
+                   os.environ.get("AVMON_DETECTOR", ""))
+
+
+class _CurrentStdout:
+    """Writes to whatever ``sys.stdout`` is at the time: on Lambda the runtime's log stream; in
+    the local simulation, the invocation's captured log."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+@functools.cache
+def logger(service: str) -> Any:
+    """Powertools' structured JSON logger, made on first use rather than at import."""
+    from aws_lambda_powertools import Logger
+    return Logger(service=service, logger_handler=logging.StreamHandler(_CurrentStdout()))

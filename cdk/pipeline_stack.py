@@ -30,7 +30,7 @@ from cdk.constants import ASL_FILE, DETECTOR_IDS, HANDLERS, ROOT
 ASSET_EXCLUDE = ["*", "!avmon", "!avmon/**", "!functions", "!functions/**", "**/__pycache__"]
 
 
-class PipelineStack(cdk.Stack):
+class PipelineStack(cdk.Stack):  # type: ignore[misc]  # aws_cdk is not analysed (pyproject)
     def __init__(self, scope: Construct, construct_id: str, *,
                  config: PipelineConfig | None = None, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -163,7 +163,7 @@ class PipelineStack(cdk.Stack):
     def logical_id(self, construct: Construct) -> str:
         child = construct.node.default_child
         assert isinstance(child, cdk.CfnElement)
-        return self.get_logical_id(child)
+        return str(self.get_logical_id(child))
 
     def acknowledge(self, finding: str, reason: str) -> None:
         if finding not in self._acknowledged:

@@ -1,0 +1,179 @@
+"""What a design costs per stream-hour, line by line, from measured usage and dated prices.
+
+Serverless designs are priced from what ``avmon simulate`` counted (requests, state
+transitions, Lambda GB-seconds, bytes written); the single process from what ``avmon analyze``
+used (CPU seconds per stream-second and peak memory), which sizes the ECS task on Fargate and
+the number of streams one task holds. Prices come from ``avmon/data/prices.json`` (or
+``--prices FILE``), each line dated and sourced.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from avmon.errors import ConfigError
+
+HOUR = 3600.0
+DAYS_PER_MONTH = 730.0 / 24  # AWS prices a GB-month as 730 hours
+
+
+@dataclass(frozen=True)
+class Price:
+    usd: float
+    per: float
+    unit: str
+    source: str
+    checked: str
+
+    @property
+    def unit_price(self) -> float:
+        return self.usd / self.per
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    region: str
+    items: Mapping[str, Price]
+
+    def __getitem__(self, name: str) -> Price:
+        try:
+            return self.items[name]
+        except KeyError:
+            raise ConfigError(f"price table for {self.region} has no {name!r}") from None
+
+    @classmethod
+    def load(cls, region: str = "us-east-1", path: str | Path | None = None) -> PriceTable:
+        """Raises ConfigError for a missing file, bad JSON or an unknown region."""
+        try:
+            text = Path(path).read_text() if path else \
+                resources.files("avmon.data").joinpath("prices.json").read_text()
+            data = json.loads(text)
+            regions = data["regions"]
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read prices ({exc.strerror})") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{path or 'prices.json'}: not a price table ({exc})") from None
+        if region not in regions:
+            raise ConfigError(f"no prices for region {region!r}; known: {', '.join(regions)}")
+        try:
+            items = {k: Price(float(v["usd"]), float(v["per"]), str(v["unit"]),
+                              str(v["source"]), str(v["checked"]))
+                     for k, v in regions[region].items()}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"price table for {region}: bad entry ({exc})") from None
+        return cls(region, items)
+
+
+@dataclass(frozen=True)
+class LineItem:
+    name: str
+    quantity: float          # per stream-hour
+    unit: str
+    usd: float               # per stream-hour
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"quantity": round(self.quantity, 4), "unit": self.unit,
+                "usd": round(self.usd, 6)}
+
+
+def _item(name: str, quantity: float, price: Price) -> LineItem:
+    return LineItem(name, quantity, price.unit, quantity * price.unit_price)
+
+
+def serverless_cost(usage: Mapping[str, Any], stream_seconds: float, prices: PriceTable,
+                    workflow_type: str = "STANDARD", storage_days: float = 1.0,
+                    express_memory_gb: float = 0.064) -> list[LineItem]:
+    """Line items per stream-hour for a measured serverless run of ``stream_seconds`` of media.
+
+    Express workflows are billed per execution and for their duration at 64 MB: the duration is
+    taken as the critical path of each execution (converter, the slowest detector, aggregator),
+    from the measured Lambda time, rounded up to 100 ms. Objects stay ``storage_days`` (the
+    lifecycle rule), so an hour of writes is stored for that long.
+    """
+    if stream_seconds <= 0:
+        raise ConfigError("usage covers no media (stream_seconds must be > 0)")
+    scale = HOUR / stream_seconds
+    req = usage["requests"]
+    s3 = req.get("s3", {})
+    lam = usage["lambda"]
+    tier1 = sum(v for k, v in s3.items() if k in ("PutObject", "CopyObject", "PostObject",
+                                                    "ListObjectsV2", "ListObjects"))
+    tier2 = sum(v for k, v in s3.items() if k in ("GetObject", "SelectObjectContent"))
+    invocations = sum(f["invocations"] for f in lam.values())
+    gb_s = sum(f["gb_seconds"] for f in lam.values())
+    items = []
+    executions = usage["executions"]
+    if workflow_type == "EXPRESS":
+        items.append(_item("Step Functions Express requests", executions * scale,
+                           prices["sfn_express_request"]))
+        per_exec = _critical_path_s(lam, executions)
+        billed = math.ceil(per_exec * 10) / 10
+        items.append(_item("Step Functions Express GB-s",
+                           executions * billed * express_memory_gb * scale,
+                           prices["sfn_express_gb_second"]))
+    else:
+        items.append(_item("Step Functions state transitions",
+                           usage["state_transitions"] * scale,
+                           prices["sfn_standard_transition"]))
+    items += [
+        _item("S3 Tier-1 requests (PUT, LIST)", tier1 * scale, prices["s3_tier1_request"]),
+        _item("S3 Tier-2 requests (GET)", tier2 * scale, prices["s3_tier2_request"]),
+        _item("S3 storage", usage["bytes"].get("s3_put", 0) / 1e9 * scale
+              * storage_days / DAYS_PER_MONTH, prices["s3_storage"]),
+        _item("Lambda requests", invocations * scale, prices["lambda_request"]),
+        _item("Lambda GB-s", gb_s * scale, prices["lambda_gb_second"]),
+        _item("SNS publishes", req.get("sns", {}).get("Publish", 0) * scale,
+              prices["sns_publish"]),
+    ]
+    return items
+
+
+def _critical_path_s(lam: Mapping[str, Any], executions: int) -> float:
+    if executions <= 0:
+        return 0.0
+
+    def per_exec(name: str) -> float:
+        f = lam.get(name)
+        return f["billed_ms"] / 1000 / executions if f else 0.0
+    detectors = [per_exec(n) for n in lam if n.endswith("Detector")]
+    return per_exec("Converter") + max(detectors, default=0.0) + per_exec("Aggregator")
+
+
+@dataclass(frozen=True)
+class TaskSize:
+    """One ECS task on Fargate running the single-process design for several streams."""
+
+    vcpu: float = 2.0
+    memory_gb: float = 4.0
+    target_cpu: float = 0.7     # leave headroom for bursts (scene cuts, keyframes)
+    memory_reserve: float = 0.1  # for the runtime and the router in front
+
+    def streams(self, cpu_per_stream_second: float, peak_mb_per_stream: float) -> int:
+        """How many streams one task holds: the tighter of CPU and memory."""
+        if cpu_per_stream_second <= 0 or peak_mb_per_stream <= 0:
+            raise ConfigError("single-process measurement must have CPU time and memory")
+        by_cpu = math.floor(self.vcpu * self.target_cpu / cpu_per_stream_second)
+        by_memory = math.floor(self.memory_gb * 1024 * (1 - self.memory_reserve)
+                               / peak_mb_per_stream)
+        return max(1, min(by_cpu, by_memory))
+
+
+def single_process_cost(cpu_per_stream_second: float, peak_mb: float, prices: PriceTable,
+                        task: TaskSize | None = None) -> tuple[list[LineItem], int]:
+    """Line items per stream-hour and the streams one task holds."""
+    task = task or TaskSize()
+    n = task.streams(cpu_per_stream_second, peak_mb)
+    return [
+        _item("Fargate vCPU", task.vcpu / n, prices["fargate_vcpu_hour"]),
+        _item("Fargate memory", task.memory_gb / n, prices["fargate_gb_hour"]),
+    ], n
+
+
+def total(items: list[LineItem]) -> float:
+    return sum(i.usd for i in items)

@@ -1,0 +1,190 @@
+"""Quotas and the scaling wall: how many streams a design sustains, and which quota binds.
+
+Per-stream demand comes from a measured run (state transitions, executions, Lambda invocations,
+concurrent Lambda time, S3 requests per stream-second); quotas from ``avmon/data/quotas.json``
+(the case study's period, ``2023``, or today's, ``current``). A time-stepped simulation ramps the
+offered load up to the expected number of streams; each quota is a token bucket (or a
+concurrency limit) and what it cannot serve queues as backlog, which is what delayed executions
+in the real account. Assumptions, stated once here:
+
+- load ramps linearly from 0 to ``expected_streams`` over ``ramp_s`` and then holds;
+- demand per stream is steady at its measured average (segment boundaries are not in phase);
+- work that is throttled waits and is retried, so it adds to the next second's demand;
+- S3 keys carry the stream and segment in their prefix, so per-prefix limits apply per stream;
+- the single-process design has no shared per-account data-path quota: it scales by adding
+  ECS tasks, which this model does not cap.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from avmon.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Demand:
+    """Per stream-second."""
+
+    transitions: float = 0.0
+    executions: float = 0.0
+    invocations: float = 0.0
+    concurrency: float = 0.0       # Lambda seconds per stream-second = concurrent executions
+    s3_put: float = 0.0
+    s3_get: float = 0.0
+    workflow_type: str = "STANDARD"
+
+    @classmethod
+    def from_usage(cls, usage: Mapping[str, Any], stream_seconds: float,
+                   workflow_type: str = "STANDARD") -> Demand:
+        if stream_seconds <= 0:
+            raise ConfigError("usage covers no media (stream_seconds must be > 0)")
+        lam = usage["lambda"]
+        s3 = usage["requests"].get("s3", {})
+        return cls(
+            transitions=usage["state_transitions"] / stream_seconds,
+            executions=usage["executions"] / stream_seconds,
+            invocations=sum(f["invocations"] for f in lam.values()) / stream_seconds,
+            concurrency=sum(f["billed_ms"] for f in lam.values()) / 1000 / stream_seconds,
+            s3_put=s3.get("PutObject", 0) / stream_seconds,
+            s3_get=s3.get("GetObject", 0) / stream_seconds,
+            workflow_type=workflow_type,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: round(v, 4) if isinstance(v, float) else v for k, v in self.__dict__.items()}
+
+
+def load_quotas(name: str = "2023") -> dict[str, Any]:
+    """``2023``, ``current`` or a JSON file of the same shape. Raises ConfigError."""
+    try:
+        if name in ("2023", "current"):
+            data = json.loads(resources.files("avmon.data").joinpath("quotas.json").read_text())
+            return dict(data[name])
+        quotas = json.loads(Path(name).read_text())
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot read quotas ({exc.strerror})") from None
+    except (ValueError, KeyError) as exc:
+        raise ConfigError(f"{name}: not a quota table ({exc})") from None
+    if not isinstance(quotas, dict) or "sfn_transitions" not in quotas:
+        raise ConfigError(f"{name}: not a quota table (no sfn_transitions)")
+    return quotas
+
+
+@dataclass
+class Bucket:
+    """A token bucket: ``capacity`` tokens, refilled at ``rate`` per second."""
+
+    capacity: float
+    rate: float
+    tokens: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tokens = self.capacity
+
+    def take(self, wanted: float) -> float:
+        got = min(wanted, self.tokens)
+        self.tokens -= got
+        return got
+
+    def refill(self, seconds: float = 1.0) -> None:
+        self.tokens = min(self.capacity, self.tokens + self.rate * seconds)
+
+
+@dataclass
+class WallResult:
+    expected_streams: int
+    sustained_streams: float
+    binding_quota: str
+    capacities: dict[str, float]      # streams each quota alone would sustain
+    timeline: list[dict[str, float]]  # per step: offered, served streams, backlog, delay
+    assumptions: str = ""
+
+    @property
+    def fraction_of_expected(self) -> float:
+        return min(1.0, self.sustained_streams / self.expected_streams)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"expected_streams": self.expected_streams,
+                "sustained_streams": round(self.sustained_streams, 1),
+                "fraction_of_expected": round(self.fraction_of_expected, 4),
+                "binding_quota": self.binding_quota,
+                "capacities": {k: round(v, 1) for k, v in self.capacities.items()},
+                "timeline": self.timeline}
+
+
+def capacities(demand: Demand, quotas: Mapping[str, Any]) -> dict[str, float]:
+    """How many streams each quota alone sustains, at its steady refill rate."""
+    out: dict[str, float] = {}
+
+    def cap(name: str, limit: float, per_stream: float) -> None:
+        if per_stream > 0:
+            out[name] = limit / per_stream
+
+    if demand.workflow_type == "STANDARD":
+        cap("sfn_transitions", quotas["sfn_transitions"]["refill_per_s"], demand.transitions)
+        cap("sfn_start_execution", quotas["sfn_start_execution"]["refill_per_s"],
+            demand.executions)
+    else:
+        cap("express_start_execution", quotas["express_start_execution"]["refill_per_s"],
+            demand.executions)
+    cap("lambda_concurrency", quotas["lambda_concurrency"]["limit"], demand.concurrency)
+    # per prefix, i.e. per stream: a stream alone must not exceed it
+    if demand.s3_put > quotas["s3_prefix"]["put_per_s"] or \
+            demand.s3_get > quotas["s3_prefix"]["get_per_s"]:
+        out["s3_prefix"] = 0.0
+    return out
+
+
+def scaling_wall(demand: Demand, quotas: Mapping[str, Any], expected_streams: int = 3000,
+                 ramp_s: int = 1800, hold_s: int = 600) -> WallResult:
+    """Ramp the offered load and find where backlog starts to grow, and why."""
+    caps = capacities(demand, quotas)
+    if not caps:  # nothing shared limits it (the single process)
+        return WallResult(expected_streams, float(expected_streams), "none (scales by tasks)",
+                          {}, [], __doc__ or "")
+    binding = min(caps, key=lambda k: caps[k])
+    buckets: dict[str, Bucket] = {}
+    per_stream: dict[str, float] = {}
+    if "sfn_transitions" in caps:
+        q = quotas["sfn_transitions"]
+        buckets["sfn_transitions"] = Bucket(q["bucket"], q["refill_per_s"])
+        per_stream["sfn_transitions"] = demand.transitions
+    for name in ("sfn_start_execution", "express_start_execution"):
+        if name in caps:
+            q = quotas[name]
+            buckets[name] = Bucket(q["bucket"], q["refill_per_s"])
+            per_stream[name] = demand.executions
+    backlog = {k: 0.0 for k in buckets}
+    lam = quotas["lambda_concurrency"]
+    lambda_limit = float(lam["burst"])
+    timeline = []
+    sustained = 0.0
+    for second in range(ramp_s + hold_s):
+        offered = expected_streams * min(1.0, (second + 1) / ramp_s)
+        served = offered  # throughput, in streams' worth of work per second
+        for name, bucket in buckets.items():
+            bucket.refill()
+            wanted = offered * per_stream[name] + backlog[name]
+            got = bucket.take(wanted)
+            backlog[name] = wanted - got
+            served = min(served, got / per_stream[name])
+        lambda_limit = min(float(lam["limit"]),
+                           lambda_limit + lam["scale_per_minute"] / 60.0)
+        if demand.concurrency > 0:
+            served = min(served, lambda_limit / demand.concurrency)
+        if all(b <= 1e-6 for b in backlog.values()) and served >= offered - 1e-6:
+            sustained = max(sustained, offered)
+        worst = max(backlog, key=lambda k: backlog[k] / max(buckets[k].rate, 1e-9))
+        delay = backlog[worst] / max(buckets[worst].rate, 1e-9)
+        if second % 30 == 29:
+            timeline.append({"t_s": second + 1, "offered": round(offered, 1),
+                             "served": round(served, 1),
+                             "backlog": round(backlog[worst], 1), "delay_s": round(delay, 1)})
+    return WallResult(expected_streams, min(sustained, caps[binding]) if sustained else
+                      caps[binding], binding, caps, timeline, __doc__ or "")

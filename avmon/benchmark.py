@@ -79,6 +79,28 @@ def run_designs(path: Path, designs: Sequence[str] = DESIGNS,
     return out
 
 
+def runs_from_file(path: Path) -> dict[str, dict[str, Any]]:
+    """Runs saved by ``avmon benchmark --json`` or ``avmon simulate --json``.
+
+    Raises ConfigError if the file is neither."""
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read usage ({exc.strerror})") from None
+    except ValueError as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+    if isinstance(data, dict) and "designs" in data:
+        return {name: {"report": {"duration_s": d["stream_s"], "defects": d["defects"]},
+                       "usage": d["usage"], "config": d.get("config", {})}
+                for name, d in data["designs"].items()}
+    if isinstance(data, dict) and "usage" in data and "duration_s" in data:
+        config = data.get("pipeline") or {}
+        name = TUNED if config.get("workflow_type") == "EXPRESS" else ORIGINAL
+        return {name: {"report": data, "usage": data["usage"], "config": config}}
+    raise ConfigError(f"{path}: not the output of 'avmon benchmark --json' or"
+                      " 'avmon simulate --json'")
+
+
 def compare(runs: Mapping[str, Mapping[str, Any]], prices: PriceTable,
             quotas: Mapping[str, Any], quotas_name: str, expected_streams: int = 3000,
             task: TaskSize | None = None) -> dict[str, Any]:
@@ -101,7 +123,7 @@ def compare(runs: Mapping[str, Mapping[str, Any]], prices: PriceTable,
             wall = scaling_wall(demand, quotas, expected_streams)
             extra = {"demand_per_stream_second": demand.to_dict()}
         designs[design] = {
-            "usd_per_stream_hour": round(total(items), 6),
+            "usd_per_stream_hour": float(f"{total(items):.6g}"),
             "line_items": {i.name: i.to_dict() for i in items},
             "sustained_streams": round(wall.sustained_streams, 1),
             "fraction_of_expected": round(wall.fraction_of_expected, 4),
@@ -109,25 +131,37 @@ def compare(runs: Mapping[str, Mapping[str, Any]], prices: PriceTable,
             "quota_capacities": {k: round(v, 1) for k, v in wall.capacities.items()},
             "timeline": wall.timeline,
             "defects": run["report"]["defects"],
+            "stream_s": float(run["report"]["duration_s"]),
+            "config": run.get("config", {}),
             "usage": usage,
             **extra,
         }
     base = designs.get(ORIGINAL)
     for d in designs.values():
         if base and base["usd_per_stream_hour"] > 0:
-            d["cost_ratio_to_original"] = round(d["usd_per_stream_hour"]
-                                                / base["usd_per_stream_hour"], 5)
+            ratio = d["usd_per_stream_hour"] / base["usd_per_stream_hour"]
+            d["cost_ratio_to_original"] = float(f"{ratio:.6g}")
     return {"expected_streams": expected_streams, "quotas": quotas_name,
             "region": prices.region, "defects_identical": _identical(designs),
             "designs": designs}
 
 
+AV_SYNC_TOLERANCE_S = 0.5  # a cue on a segment's first frame can be lost (README)
+
+
 def _identical(designs: Mapping[str, Any]) -> bool:
-    def key(d: Mapping[str, Any]) -> list[tuple[str, float, float]]:
-        return sorted((x["detector"], round(x["start_s"], 1), round(x["end_s"], 1))
-                      for x in d["defects"] if x["detector"] != "av_sync")
-    keys = [key(d) for d in designs.values()]
-    return all(k == keys[0] for k in keys)
+    """Same defects in every design: same detectors and counts; intervals within 0.05 s, or
+    within AV_SYNC_TOLERANCE_S for av_sync, whose cues depend on segment boundaries."""
+    lists = [sorted(d["defects"], key=lambda x: (x["detector"], x["start_s"]))
+             for d in designs.values()]
+    for other in lists[1:]:
+        if [x["detector"] for x in other] != [x["detector"] for x in lists[0]]:
+            return False
+        for a, b in zip(lists[0], other, strict=True):
+            tol = AV_SYNC_TOLERANCE_S if a["detector"] == "av_sync" else 0.05
+            if abs(a["start_s"] - b["start_s"]) > tol or abs(a["end_s"] - b["end_s"]) > tol:
+                return False
+    return True
 
 
 def fleet(result: Mapping[str, Any], streams: int, hours: float) -> dict[str, float]:

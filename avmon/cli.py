@@ -72,6 +72,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workflow", choices=["standard", "express"])
     p.add_argument("--pipeline-config", type=Path, help="JSON file of PipelineConfig settings")
 
+    def design_inputs(p: argparse.ArgumentParser) -> None:
+        g = p.add_mutually_exclusive_group(required=True)
+        g.add_argument("input", nargs="?", type=Path, help="a media file: run the designs on it")
+        g.add_argument("--usage", type=Path, help="saved 'benchmark --json' or 'simulate --json'")
+        p.add_argument("--design", type=_detectors, help="comma-separated subset of designs")
+        p.add_argument("--region", default="us-east-1")
+        p.add_argument("--prices", type=Path, help="a price table of the same shape as"
+                       " avmon/data/prices.json")
+        p.add_argument("--quotas", default="2023", help="2023, current or a JSON file")
+        p.add_argument("--expected-streams", type=int, default=3000)
+        p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("cost", help="dollars per stream-hour per design, line by line")
+    design_inputs(p)
+    p.add_argument("--streams", type=int, default=1000, help="fleet size for totals")
+    p.add_argument("--hours", type=float, default=730.0, help="hours for totals (a month)")
+
+    p = sub.add_parser("limits", help="the scaling wall: sustained streams, binding quota")
+    design_inputs(p)
+
+    p = sub.add_parser("benchmark", help="every design on one input: one comparison table")
+    design_inputs(p)
+    p.add_argument("--report", type=Path, help="write an HTML page with charts to this folder")
+
     p = sub.add_parser("report", help="a deployed stream's report, from its segment reports in S3")
     p.add_argument("--bucket", required=True, help="the stack's BucketName output")
     p.add_argument("--stream", required=True, help="the stream's name (ingest/<stream>/...)")
@@ -235,6 +259,115 @@ def format_usage(u: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _comparison(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    from tqdm import tqdm
+
+    from avmon.benchmark import DESIGNS, compare, run_designs, runs_from_file
+    from avmon.costs import PriceTable
+    from avmon.limits import load_quotas
+
+    if args.expected_streams <= 0:
+        raise ConfigError("--expected-streams must be at least 1")
+    prices = PriceTable.load(args.region, args.prices)
+    quotas = load_quotas(args.quotas)
+    designs = args.design or list(DESIGNS)
+    if args.usage:
+        runs = runs_from_file(args.usage)
+        runs = {k: v for k, v in runs.items() if k in designs}
+        if not runs:
+            raise ConfigError(f"{args.usage}: has none of the designs {', '.join(designs)}")
+        source = str(args.usage)
+    else:
+        from avmon.media.decode import MediaReader
+        with MediaReader(args.input):
+            pass
+        bar = tqdm(total=len(designs), desc="designs", unit="design", disable=None, leave=False)
+
+        def next_design(name: str) -> None:
+            bar.set_postfix_str(name)
+            if bar.disable:  # no terminal: say it in plain lines
+                sys.stderr.write(f"avmon: running {name} ...\n")
+
+        try:
+            runs = run_designs(args.input, designs, on_design=next_design)
+        finally:
+            bar.close()
+        source = str(args.input)
+    return compare(runs, prices, quotas, args.quotas, args.expected_streams), source
+
+
+def format_comparison(result: dict[str, Any]) -> str:
+    lines = [f"{'design':<21}{'USD/stream-h':>13}{'x original':>11}{'sustained':>10}"
+             f"{'of expected':>12}  binding quota"]
+    for name, d in result["designs"].items():
+        lines.append(f"{name:<21}{d['usd_per_stream_hour']:>13.5f}"
+                     f"{d.get('cost_ratio_to_original', 1.0):>11.4f}"
+                     f"{d['sustained_streams']:>10.0f}{d['fraction_of_expected']:>12.1%}"
+                     f"  {d['binding_quota']}")
+    lines.append(f"(expected load {result['expected_streams']} streams, {result['quotas']}"
+                 f" quotas, {result['region']} prices; same defects in every design:"
+                 f" {'yes' if result['defects_identical'] else 'NO'}, av_sync within 0.5 s)")
+    return "\n".join(lines)
+
+
+def _cmd_cost(args: argparse.Namespace) -> int:
+    from avmon.benchmark import fleet
+
+    if args.streams <= 0 or args.hours <= 0:
+        raise ConfigError("--streams and --hours must be positive")
+    result, _ = _comparison(args)
+    totals = fleet(result, args.streams, args.hours)
+    if args.json:
+        print(json.dumps({**result, "fleet": {"streams": args.streams, "hours": args.hours,
+                                              "usd": totals}}, indent=2))
+        return 0
+    for name, d in result["designs"].items():
+        print(f"{name}: ${d['usd_per_stream_hour']:.5f} per stream-hour,"
+              f" ${totals[name]:,.2f} for {args.streams} streams x {args.hours:g} h")
+        for item, v in d["line_items"].items():
+            print(f"  {item:<34}{v['quantity']:>14,.2f} {v['unit'][:28]:<28} ${v['usd']:.5f}")
+        if "streams_per_task" in d:
+            t = d["task"]
+            print(f"  (one Fargate task of {t['vcpu']} vCPU / {t['memory_gb']} GB holds"
+                  f" {d['streams_per_task']} streams: measured"
+                  f" {d['usage']['cpu_per_stream_second']:.4f} CPU-s per stream-second,"
+                  f" {d['usage']['peak_mb']:.0f} MB peak)")
+    return 0
+
+
+def _cmd_limits(args: argparse.Namespace) -> int:
+    result, _ = _comparison(args)
+    if args.json:
+        print(json.dumps({k: v for k, v in result.items()}, indent=2))
+        return 0
+    for name, d in result["designs"].items():
+        caps = ", ".join(f"{k} {v:,.0f}" for k, v in d["quota_capacities"].items()) or "none"
+        print(f"{name}: sustains {d['sustained_streams']:,.0f} of"
+              f" {result['expected_streams']} streams ({d['fraction_of_expected']:.1%});"
+              f" binds first: {d['binding_quota']}")
+        print(f"  streams each quota alone sustains: {caps}")
+        if "demand_per_stream_second" in d:
+            dm = d["demand_per_stream_second"]
+            print(f"  per stream-second: {dm['transitions']} transitions, {dm['executions']}"
+                  f" executions, {dm['invocations']} invocations, {dm['concurrency']}"
+                  f" concurrent Lambdas, {dm['s3_put']} PUT, {dm['s3_get']} GET")
+        if d["timeline"]:
+            last = d["timeline"][-1]
+            print(f"  at full load: {last['served']:,.0f} streams served, backlog"
+                  f" {last['backlog']:,.0f}, delay {last['delay_s']:,.0f} s")
+    return 0
+
+
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    result, source = _comparison(args)
+    if args.report:
+        from avmon.report_html import write_report
+        page = write_report(result, source, args.report)
+        sys.stderr.write(f"avmon: report written to {page}\n")
+    print(json.dumps(result, indent=2) if args.json else format_comparison(result))
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from avmon.errors import MissingResourceError
     from avmon.pipeline import keys
@@ -314,6 +447,30 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print("single process vs pipeline: " + agreement(single, found))
     print("\nwhat the serverless pipeline used for this stream (measured):")
     print(format_usage(sim.usage))
+
+    from avmon.benchmark import (
+        ORIGINAL,
+        SERVERLESS,
+        SINGLE,
+        TUNED,
+        compare,
+        measure_single_process,
+    )
+    from avmon.costs import PriceTable
+    from avmon.limits import load_quotas
+    from avmon.report_html import write_report
+
+    print("\n4. the same stream through the tuned serverless design (frames batched per segment,"
+          " Express, 10 s segments),\n   and the single process measured for CPU and memory")
+    tuned = run_simulation(stream, SERVERLESS[TUNED])
+    runs = {ORIGINAL: {"report": sim.report, "usage": sim.usage, "config": sim.config},
+            TUNED: {"report": tuned.report, "usage": tuned.usage, "config": tuned.config},
+            SINGLE: measure_single_process(stream)}
+    result = compare(runs, PriceTable.load(), load_quotas("2023"), "2023")
+    print("\n" + format_comparison(result))
+    page = write_report(result, str(stream), args.out / "report")
+    print(f"\nthe comparison with charts: {page}")
+    print("the same for any input: avmon benchmark INPUT --report DIR")
     return 0
 
 

@@ -31,11 +31,13 @@ class Simulation:
     usage: dict[str, Any]
     failed_segments: list[dict[str, Any]] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.report, "usage": self.usage,
                 "segments": {"total": self.usage["executions"],
-                             "failed": self.failed_segments}}
+                             "failed": self.failed_segments},
+                "pipeline": self.config}
 
 
 def stream_name(path: Path) -> str:
@@ -94,7 +96,7 @@ def _run(cloud: LocalCloud, path: Path, progress: Progress | None,
     for seg, detectors in sorted(result.failed_detectors.items()):
         for detector, failure in detectors.items():
             failed.append({"segment": seg, "detector": detector, **failure})
-    return Simulation(report, usage, failed, cloud.object_keys())
+    return Simulation(report, usage, failed, cloud.object_keys(), cloud.config.to_dict())
 
 
 def _wait(cloud: LocalCloud, before: set[str], total: int, progress: Progress | None,

@@ -91,6 +91,13 @@ def test_request_counts_follow_from_the_design(run: Simulation) -> None:
     assert u["bytes"]["s3_put"] > frames * 160 * 96  # lossless luma of every frame
 
 
+def test_meter_counts_what_moto_holds(run: Simulation) -> None:
+    """Every PutObject the meter counted is an object moto stored (the first run writes each
+    key once; the upload under ingest/ is the user's, not the pipeline's)."""
+    stored = [k for k in run.keys if not k.startswith("ingest/")]
+    assert run.usage["requests"]["s3"]["PutObject"] == len(stored)
+
+
 def test_notifications_for_segments_with_defects(run: Simulation, cloud: LocalCloud) -> None:
     reports = cloud.segment_reports("clip")
     with_defects = sum(1 for r in reports if r["defects"])

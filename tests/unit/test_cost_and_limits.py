@@ -1,0 +1,131 @@
+"""The cost and quota models against cases worked out by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from avmon.benchmark import ORIGINAL, SINGLE, TUNED, compare
+from avmon.costs import PriceTable, TaskSize, serverless_cost, single_process_cost, total
+from avmon.errors import ConfigError
+from avmon.limits import Bucket, Demand, capacities, load_quotas, scaling_wall
+
+# One minute of media: 30 executions of 15 states, 1,800 PUTs, 6,000 GETs, 240 invocations
+USAGE = {
+    "executions": 30, "state_transitions": 450,
+    "requests": {"s3": {"PutObject": 1800, "GetObject": 6000}, "sns": {"Publish": 6},
+                 "lambda": {"Invoke": 240}, "sfn": {"StartExecution": 30}},
+    "bytes": {"s3_put": 365_000_000},
+    "lambda": {
+        "Converter": {"invocations": 30, "billed_ms": 15_000, "memory_mb": 2048,
+                      "gb_seconds": 30.0},
+        "FreezeDetector": {"invocations": 180, "billed_ms": 18_000, "memory_mb": 1024,
+                           "gb_seconds": 18.0},
+        "Aggregator": {"invocations": 30, "billed_ms": 600, "memory_mb": 512,
+                       "gb_seconds": 0.3},
+    },
+}
+
+
+@pytest.fixture
+def prices() -> PriceTable:
+    return PriceTable.load("us-east-1")
+
+
+def test_every_price_line_is_dated_and_sourced(prices):
+    for name, p in prices.items.items():
+        assert p.source and p.checked.startswith("2026"), name
+    assert prices["sfn_standard_transition"].unit_price == pytest.approx(0.000025)
+    assert PriceTable.load("us-west-2")["s3_tier1_request"].unit_price == pytest.approx(5e-6)
+
+
+def test_standard_workflow_cost_by_hand(prices):
+    items = {i.name: i for i in serverless_cost(USAGE, 60.0, prices)}
+    # x60 to an hour: 27,000 transitions x $0.025/1000 = $0.675
+    assert items["Step Functions state transitions"].usd == pytest.approx(0.675)
+    # 108,000 PUTs x $0.005/1000 = $0.54; 360,000 GETs x $0.0004/1000 = $0.144
+    assert items["S3 Tier-1 requests (PUT, LIST)"].usd == pytest.approx(0.54)
+    assert items["S3 Tier-2 requests (GET)"].usd == pytest.approx(0.144)
+    # 14,400 invocations x $0.20/1M; 48.3 GB-s x 60 x $0.0000166667
+    assert items["Lambda requests"].usd == pytest.approx(0.00288)
+    assert items["Lambda GB-s"].usd == pytest.approx(2898 * 0.0000166667)
+    # 21.9 GB written an hour, kept 1 day of a 30.42-day month, x $0.023
+    assert items["S3 storage"].usd == pytest.approx(21.9 / (730 / 24) * 0.023)
+    assert items["SNS publishes"].usd == pytest.approx(360 * 0.5e-6)
+
+
+def test_express_workflow_bills_requests_and_critical_path(prices):
+    items = {i.name: i for i in serverless_cost(USAGE, 60.0, prices, "EXPRESS")}
+    assert "Step Functions state transitions" not in items
+    assert items["Step Functions Express requests"].usd == pytest.approx(1800 * 1e-6)
+    # per execution 0.5 s converter + 0.6 s slowest detector + 0.02 s aggregator -> 1.2 s
+    assert items["Step Functions Express GB-s"].quantity == pytest.approx(1800 * 1.2 * 0.064)
+
+
+def test_task_sizing_takes_the_tighter_of_cpu_and_memory(prices):
+    task = TaskSize(vcpu=2, memory_gb=4, target_cpu=0.7, memory_reserve=0.1)
+    assert task.streams(0.02, 75) == min(70, 49)  # 1.4 / 0.02 = 70; 3686.4 / 75 = 49
+    items, n = single_process_cost(0.02, 75, prices, task)
+    assert n == 49
+    assert total(items) == pytest.approx((2 * 0.04048 + 4 * 0.004445) / 49)
+    with pytest.raises(ConfigError):
+        task.streams(0, 75)
+
+
+def test_demand_and_capacities_by_hand():
+    d = Demand.from_usage(USAGE, 60.0)
+    assert (d.transitions, d.executions) == (7.5, 0.5)
+    assert d.concurrency == pytest.approx(33.6 / 60)
+    caps = capacities(d, load_quotas("2023"))
+    assert caps["sfn_transitions"] == pytest.approx(1500 / 7.5)   # 200 streams
+    assert caps["sfn_start_execution"] == pytest.approx(300 / 0.5)
+    assert caps["lambda_concurrency"] == pytest.approx(1000 / (33.6 / 60))
+    assert capacities(d, load_quotas("current"))["sfn_transitions"] == pytest.approx(5000 / 7.5)
+
+
+def test_wall_ramp_finds_the_binding_quota_and_backlog():
+    d = Demand.from_usage(USAGE, 60.0)
+    wall = scaling_wall(d, load_quotas("2023"), expected_streams=3000)
+    assert wall.binding_quota == "sfn_transitions"
+    assert 190 <= wall.sustained_streams <= 200.5
+    assert wall.fraction_of_expected == pytest.approx(wall.sustained_streams / 3000)
+    last = wall.timeline[-1]
+    assert last["served"] == pytest.approx(200, rel=0.01)
+    assert last["backlog"] > 0 and last["delay_s"] > 60
+
+
+def test_token_bucket():
+    b = Bucket(capacity=10, rate=3)
+    assert b.take(8) == 8
+    b.refill()
+    assert b.tokens == 5
+    assert b.take(9) == 5
+    b.refill(10)
+    assert b.tokens == 10
+
+
+def test_comparison_ratios_come_from_the_same_run(prices):
+    runs = {
+        ORIGINAL: {"report": {"duration_s": 60, "defects": []}, "usage": USAGE, "config": {}},
+        TUNED: {"report": {"duration_s": 60, "defects": []}, "usage": USAGE,
+                "config": {"workflow_type": "EXPRESS"}},
+        SINGLE: {"report": {"duration_s": 60, "defects": []},
+                 "usage": {"cpu_per_stream_second": 0.02, "peak_mb": 75}},
+    }
+    result = compare(runs, prices, load_quotas("2023"), "2023", 3000)
+    d = result["designs"]
+    for name in d:
+        assert d[name]["cost_ratio_to_original"] == pytest.approx(
+            d[name]["usd_per_stream_hour"] / d[ORIGINAL]["usd_per_stream_hour"], rel=1e-3)
+    assert d[SINGLE]["cost_ratio_to_original"] < 0.1
+    assert d[SINGLE]["sustained_streams"] == 3000
+    assert result["defects_identical"]
+
+
+def test_unknown_region_is_refused():
+    with pytest.raises(ConfigError, match="no prices for region 'mars-1'"):
+        PriceTable.load("mars-1")
+
+
+def test_unknown_quota_table_is_refused():
+    with pytest.raises(ConfigError, match="cannot read quotas"):
+        load_quotas("1999")

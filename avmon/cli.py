@@ -63,7 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-video", action="store_true", help="audio track only")
 
     p = sub.add_parser("simulate", help="run the serverless pipeline locally, on moto")
-    p.add_argument("input", type=Path, help="a media file")
+    p.add_argument("input", type=Path, nargs="+", help="media file(s); several run at once")
+    p.add_argument("--transition-bucket", type=float,
+                   help="enforce a StateTransition token bucket of this many tokens")
+    p.add_argument("--transition-refill", type=float, default=10.0,
+                   help="... refilled at this many per second (default 10)")
     p.add_argument("--json", action="store_true", help="the report plus measured usage")
     p.add_argument("--segment-seconds", type=float, help="segment length (default 2)")
     p.add_argument("--frames-per-invocation", type=int,
@@ -205,7 +209,9 @@ def pipeline_config(args: argparse.Namespace) -> Any:
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
     config = pipeline_config(args)
-    result = run_simulation(args.input, config)
+    if len(args.input) > 1 or args.transition_bucket is not None:
+        return _simulate_many(args, config)
+    result = run_simulation(args.input[0], config)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
@@ -215,6 +221,43 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     for f in result.failed_segments:
         where = f.get("execution") or f"segment {f.get('segment')} {f.get('detector')}"
         sys.stderr.write(f"avmon: note: {where} failed: {f['error']}: {f['cause']}\n")
+    return 0
+
+
+def _simulate_many(args: argparse.Namespace, config: Any) -> int:
+    from tqdm import tqdm
+
+    from avmon.pipeline.simulate import simulate_many
+    from avmon.pipeline.throttle import TransitionThrottle
+
+    throttle = None
+    if args.transition_bucket is not None:
+        throttle = TransitionThrottle(args.transition_bucket, args.transition_refill)
+    bar = tqdm(total=0, desc="segments", unit="seg", leave=False, disable=None)
+
+    def tick(done: int, total: int, running: int) -> None:
+        bar.total, bar.n = total, done
+        bar.set_postfix_str(f"{running} executions running", refresh=True)
+
+    sys.stderr.write("avmon: deploying the synthesized CDK app into moto ...\n")
+    try:
+        result = simulate_many(args.input, config, throttle, progress=tick)
+    finally:
+        bar.close()
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{'stream':<28}{'segments':>9}{'failed':>7}{'defects':>8}"
+          f"{'mean exec s':>12}{'max exec s':>11}")
+    for s in result["streams"]:
+        print(f"{Path(s['source']).name:<28}{s['segments']:>9}{s['failed']:>7}"
+              f"{len(s['defects']):>8}{s['execution_s']['mean']:>12.2f}"
+              f"{s['execution_s']['max']:>11.2f}")
+    t = result["throttle"]
+    if t:
+        print(f"\nStateTransition bucket {t['bucket']:g} tokens, refill {t['refill_per_s']:g}/s:"
+              f" {t['transitions']} transitions, {t['delayed']} delayed,"
+              f" {t['waited_s']:.1f} s spent waiting for tokens")
     return 0
 
 

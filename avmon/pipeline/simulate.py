@@ -99,6 +99,63 @@ def _run(cloud: LocalCloud, path: Path, progress: Progress | None,
     return Simulation(report, usage, failed, cloud.object_keys(), cloud.config.to_dict())
 
 
+def simulate_many(paths: list[Path], config: PipelineConfig | None = None,
+                  throttle: Any = None, progress: Progress | None = None,
+                  timeout_s: float = 3600.0) -> dict[str, Any]:
+    """Several streams at once through one deployment, optionally under a StateTransition
+    bucket (a TransitionThrottle): what each stream found and how long its segments took.
+
+    Raises MediaOpenError for an input that is not media, before deploying anything.
+    """
+    for path in paths:
+        with MediaReader(path):
+            pass
+    names = [stream_name(p) for p in paths]
+    if len(set(names)) != len(names):
+        raise AvmonError("two inputs have the same stream name; rename one")
+    with LocalCloud(config) as cloud:
+        if throttle is not None:
+            throttle.install()
+        try:
+            cloud.meter.reset()
+            before = {e["executionArn"] for e in cloud.executions()}
+            expected = 0
+            for path, name in zip(paths, names, strict=True):  # all in flight together
+                calls = len(cloud.invoker.invocations)
+                cloud.upload(path.read_bytes(), f"{keys.INGEST}{name}/{path.name}")
+                started = [i for i in cloud.invoker.invocations[calls:]
+                           if i.function == "Ingest" and not i.error]
+                if not started:
+                    raise AvmonError(f"{path}: the ingest step failed")
+                expected += len(started[-1].result["started"])
+            executions = _wait(cloud, before, expected, progress, timeout_s)
+        finally:
+            if throttle is not None:
+                throttle.uninstall()
+        streams = []
+        sfn = cloud.client("stepfunctions")
+        for path, name in zip(paths, names, strict=True):
+            mine = [e for e in executions if e["name"].startswith(f"{name}-")]
+            durations = []
+            for e in mine:
+                d = sfn.describe_execution(executionArn=e["executionArn"])
+                if d.get("stopDate") and d.get("startDate"):
+                    durations.append((d["stopDate"] - d["startDate"]).total_seconds())
+            ok = {int(e["name"].rsplit("-", 1)[-1]) for e in mine if e["status"] == "SUCCEEDED"}
+            reports = [r for r in cloud.segment_reports(name) if int(r["segment"]) in ok]
+            result = assemble(reports, str(path))
+            streams.append({
+                "source": str(path), "segments": len(mine),
+                "failed": sum(1 for e in mine if e["status"] != "SUCCEEDED"),
+                "defects": result.report.to_dict()["defects"],
+                "execution_s": {"mean": round(sum(durations) / max(len(durations), 1), 2),
+                                "max": round(max(durations, default=0.0), 2)},
+            })
+        usage = {"executions": len(executions), **cloud.meter.to_dict()}
+    return {"streams": streams, "usage": usage,
+            "throttle": throttle.to_dict() if throttle is not None else None}
+
+
 def _wait(cloud: LocalCloud, before: set[str], total: int, progress: Progress | None,
           timeout_s: float) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout_s

@@ -42,6 +42,7 @@ from avmon.errors import AvmonError, ConfigError, MissingResourceError
 from avmon.pipeline import keys, ports
 from avmon.pipeline.config import PipelineConfig
 from avmon.pipeline.meter import Meter
+from avmon.pipeline.patching import MethodPatch
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -95,7 +96,7 @@ class InProcessLambda:
         self.invocations: list[Invocation] = []
         self.failures: list[str] = []
         self._lock = threading.RLock()
-        self._patch: Any = None
+        self._patch: MethodPatch | None = None
 
     def install(self) -> None:
         from moto.awslambda.models import LambdaFunction
@@ -104,14 +105,12 @@ class InProcessLambda:
         def invoke(fn: Any, event: Any = None) -> tuple[str, bool, str]:
             return outer.run(fn, event)
 
-        self._patch = (LambdaFunction, LambdaFunction._invoke_lambda)
-        setattr(LambdaFunction, "_invoke_lambda", invoke)  # noqa: B010 - patching on purpose
+        self._patch = MethodPatch(LambdaFunction, "_invoke_lambda", invoke)
+        self._patch.install()
 
     def uninstall(self) -> None:
         if self._patch is not None:
-            cls, original = self._patch
-            setattr(cls, "_invoke_lambda", original)  # noqa: B010
-            self._patch = None
+            self._patch.uninstall()
 
     def run(self, fn: Any, event: Any) -> tuple[str, bool, str]:
         if isinstance(event, (str, bytes)):

@@ -73,30 +73,45 @@ def _run(cloud: LocalCloud, path: Path, progress: Progress | None,
         raise AvmonError(f"{path}: the ingest step failed: {why.split(': ', 1)[-1]}")
     total = len(ingest[-1].result["started"])
     executions = _wait(cloud, before, total, progress, timeout_s)
-    transitions = 0
-    failed = []
+    transitions = sum(sum(1 for h in cloud.history(e["executionArn"])
+                          if h["type"].endswith("StateEntered")) for e in executions)
+    collected = _collect(cloud, stream, path, executions)
+    usage = {"executions": len(executions), "state_transitions": transitions,
+             **cloud.meter.to_dict()}
+    return Simulation(collected.report, usage, collected.failed, cloud.object_keys(),
+                      cloud.config.to_dict())
+
+
+@dataclass
+class _Collected:
+    report: dict[str, Any]
+    failed: list[dict[str, Any]]
+    durations: list[float]
+
+
+def _collect(cloud: LocalCloud, stream: str, path: Path,
+             executions: list[dict[str, Any]]) -> _Collected:
+    """A stream's report from this run's executions: failures with their causes, and only the
+    segments that succeeded now (a report left by an earlier run must not stand in)."""
+    failed: list[dict[str, Any]] = []
     succeeded: set[int] = set()
+    durations: list[float] = []
     sfn = cloud.client("stepfunctions")
     for e in executions:
-        history = cloud.history(e["executionArn"])
-        transitions += sum(1 for h in history if h["type"].endswith("StateEntered"))
+        d = sfn.describe_execution(executionArn=e["executionArn"])
+        if d.get("stopDate") and d.get("startDate"):
+            durations.append((d["stopDate"] - d["startDate"]).total_seconds())
         if e["status"] == "SUCCEEDED":
             succeeded.add(int(e["name"].rsplit("-", 1)[-1]))
         else:
-            d = sfn.describe_execution(executionArn=e["executionArn"])
             failed.append({"execution": e["name"], "status": e["status"],
                            "error": d.get("error", ""), "cause": _short(d.get("cause", ""))})
-    # only this run's segments: a report left by an earlier run of a segment that failed now
-    # must not stand in for it
     reports = [r for r in cloud.segment_reports(stream) if int(r["segment"]) in succeeded]
     result = assemble(reports, str(path))
-    report = result.report.to_dict()
-    usage = {"executions": len(executions), "state_transitions": transitions,
-             **cloud.meter.to_dict()}
     for seg, detectors in sorted(result.failed_detectors.items()):
         for detector, failure in detectors.items():
             failed.append({"segment": seg, "detector": detector, **failure})
-    return Simulation(report, usage, failed, cloud.object_keys(), cloud.config.to_dict())
+    return _Collected(result.report.to_dict(), failed, durations)
 
 
 def simulate_many(paths: list[Path], config: PipelineConfig | None = None,
@@ -133,23 +148,16 @@ def simulate_many(paths: list[Path], config: PipelineConfig | None = None,
             if throttle is not None:
                 throttle.uninstall()
         streams = []
-        sfn = cloud.client("stepfunctions")
         for path, name in zip(paths, names, strict=True):
             mine = [e for e in executions if e["name"].startswith(f"{name}-")]
-            durations = []
-            for e in mine:
-                d = sfn.describe_execution(executionArn=e["executionArn"])
-                if d.get("stopDate") and d.get("startDate"):
-                    durations.append((d["stopDate"] - d["startDate"]).total_seconds())
-            ok = {int(e["name"].rsplit("-", 1)[-1]) for e in mine if e["status"] == "SUCCEEDED"}
-            reports = [r for r in cloud.segment_reports(name) if int(r["segment"]) in ok]
-            result = assemble(reports, str(path))
+            c = _collect(cloud, name, path, mine)
             streams.append({
                 "source": str(path), "segments": len(mine),
                 "failed": sum(1 for e in mine if e["status"] != "SUCCEEDED"),
-                "defects": result.report.to_dict()["defects"],
-                "execution_s": {"mean": round(sum(durations) / max(len(durations), 1), 2),
-                                "max": round(max(durations, default=0.0), 2)},
+                "failures": c.failed,
+                "defects": c.report["defects"],
+                "execution_s": {"mean": round(sum(c.durations) / max(len(c.durations), 1), 2),
+                                "max": round(max(c.durations, default=0.0), 2)},
             })
         usage = {"executions": len(executions), **cloud.meter.to_dict()}
     return {"streams": streams, "usage": usage,

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from avmon.errors import ConfigError
+from avmon.pipeline.patching import MethodPatch
 
 
 @dataclass
@@ -29,7 +30,7 @@ class TransitionThrottle:
     _tokens: float = field(init=False)
     _last: float = field(init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _patch: Any = None
+    _patch: MethodPatch | None = None
 
     def __post_init__(self) -> None:
         if self.bucket < 1 or self.refill_per_s <= 0:
@@ -66,14 +67,12 @@ class TransitionThrottle:
             throttle.take()
             original(state, env)
 
-        self._patch = (CommonStateField, original)
-        setattr(CommonStateField, "_eval_body", _eval_body)  # noqa: B010 - patching on purpose
+        self._patch = MethodPatch(CommonStateField, "_eval_body", _eval_body)
+        self._patch.install()
 
     def uninstall(self) -> None:
         if self._patch is not None:
-            cls, original = self._patch
-            setattr(cls, "_eval_body", original)  # noqa: B010
-            self._patch = None
+            self._patch.uninstall()
 
     def to_dict(self) -> dict[str, Any]:
         return {"bucket": self.bucket, "refill_per_s": self.refill_per_s,

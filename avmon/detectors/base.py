@@ -13,7 +13,7 @@ pipeline alike:
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -86,14 +86,11 @@ class NoFeed:
         return None
 
 
-@dataclass
 class RunTracker:
     """Collects maximal runs of consecutive active frames/windows as [start, end, score sum, n]."""
 
-    runs: list[list[float]]
-
     def __init__(self) -> None:
-        self.runs = []
+        self.runs: list[list[float]] = []
         self._open: list[float] | None = None
 
     def update(self, active: bool, start: float, end: float, score: float = 1.0) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import IO, Any
 
@@ -256,6 +255,3 @@ def _reason(exc: BaseException) -> str:
     text = getattr(exc, "strerror", None) or str(exc)
     return str(text).strip().rstrip(".").lower()
 
-
-def fraction(value: float) -> Fraction:
-    return Fraction(value).limit_denominator(1001)

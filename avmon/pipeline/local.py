@@ -20,7 +20,6 @@ No AWS account and no Docker. Steps, each the smallest change that makes moto be
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import io
 import json
@@ -38,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from avmon.errors import AvmonError, ConfigError, MissingResourceError
+from avmon.errors import ConfigError
 from avmon.pipeline import keys, ports
 from avmon.pipeline.config import PipelineConfig
 from avmon.pipeline.meter import Meter
@@ -418,9 +417,3 @@ def _zip_dir(folder: Path) -> bytes:
                     z.write(path, path.relative_to(folder))
     return buf.getvalue()
 
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-__all__ = ["AvmonError", "LocalCloud", "MissingResourceError"]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from avmon.errors import AvmonError, MediaOpenError
+from avmon.errors import AvmonError
 from avmon.media.decode import MediaReader
 from avmon.pipeline import keys
 from avmon.pipeline.config import PipelineConfig
@@ -190,5 +190,3 @@ def _short(cause: str) -> str:
         pass
     return cause
 
-
-__all__ = ["MediaOpenError", "Simulation", "simulate"]

@@ -186,5 +186,7 @@ def scaling_wall(demand: Demand, quotas: Mapping[str, Any], expected_streams: in
             timeline.append({"t_s": second + 1, "offered": round(offered, 1),
                              "served": round(served, 1),
                              "backlog": round(backlog[worst], 1), "delay_s": round(delay, 1)})
+    label = binding if caps[binding] < expected_streams else \
+        f"none at {expected_streams} (first: {binding} at {caps[binding]:.0f})"
     return WallResult(expected_streams, min(sustained, caps[binding]) if sustained else
-                      caps[binding], binding, caps, timeline, __doc__ or "")
+                      caps[binding], label, caps, timeline, __doc__ or "")

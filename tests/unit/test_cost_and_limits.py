@@ -93,6 +93,13 @@ def test_wall_ramp_finds_the_binding_quota_and_backlog():
     assert last["backlog"] > 0 and last["delay_s"] > 60
 
 
+def test_no_binding_quota_below_the_expected_load():
+    d = Demand.from_usage(USAGE, 60.0)
+    wall = scaling_wall(d, load_quotas("2023"), expected_streams=100)
+    assert wall.sustained_streams == pytest.approx(100)
+    assert wall.binding_quota == "none at 100 (first: sfn_transitions at 200)"
+
+
 def test_token_bucket():
     b = Bucket(capacity=10, rate=3)
     assert b.take(8) == 8

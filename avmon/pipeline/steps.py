@@ -138,11 +138,10 @@ def convert(store: ObjectStore, job: SegmentJob, config: PipelineConfig) -> dict
                 put_audio(batcher.push(AudioBuffer(t, item.sample_rate, item.samples)))
         put_audio(batcher.flush())
         info = reader.info()
-        if reader.stats.ended_early and not frames and not audio:
-            raise MediaOpenError(f"segment {job.segment} of {job.stream}: corrupt"
-                                 f" ({reader.stats.ended_early})")
+        ended_early = reader.stats.ended_early
     if not frames and not audio:
-        raise MediaOpenError(f"segment {job.segment} of {job.stream}: nothing decodes")
+        raise MediaOpenError(f"segment {job.segment} of {job.stream}: corrupt"
+                             f" ({ended_early or 'nothing decodes'})")
     if stacked:
         buf = io.BytesIO()
         np.savez(buf, frames=np.stack(stacked))
@@ -152,7 +151,7 @@ def convert(store: ObjectStore, job: SegmentJob, config: PipelineConfig) -> dict
         "job": job.to_dict(),
         "end_s": round(max(ends), 6),
         "layout": config.frame_layout,
-        "video": _info_dict(info.video),
+        "video": info.video.to_dict() if info.video else None,
         "audio_info": info.audio.to_dict() if info.audio else None,
         "frames": frames,
         "audio": audio,
@@ -163,10 +162,6 @@ def convert(store: ObjectStore, job: SegmentJob, config: PipelineConfig) -> dict
         raise PayloadTooLargeError(f"segment {job.segment}: manifest of {size} bytes exceeds"
                                    " 256 KiB; use shorter segments")
     return manifest
-
-
-def _info_dict(video: VideoInfo | None) -> dict[str, Any] | None:
-    return video.to_dict() if video else None
 
 
 def _batches(frames: list[list[float]], audio: list[list[float]],

@@ -15,7 +15,6 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +167,3 @@ def fleet(result: Mapping[str, Any], streams: int, hours: float) -> dict[str, fl
     return {name: round(d["usd_per_stream_hour"] * streams * hours, 2)
             for name, d in result["designs"].items()}
 
-
-def task_with(**changes: Any) -> TaskSize:
-    return replace(TaskSize(), **changes)

@@ -7,9 +7,10 @@ non-zero exit; work already finished (a partial report) is still printed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -225,7 +226,6 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _simulate_many(args: argparse.Namespace, config: Any) -> int:
-    from tqdm import tqdm
 
     from avmon.pipeline.simulate import simulate_many
     from avmon.pipeline.throttle import TransitionThrottle
@@ -233,17 +233,12 @@ def _simulate_many(args: argparse.Namespace, config: Any) -> int:
     throttle = None
     if args.transition_bucket is not None:
         throttle = TransitionThrottle(args.transition_bucket, args.transition_refill)
-    bar = tqdm(total=0, desc="segments", unit="seg", leave=False, disable=None)
-
-    def tick(done: int, total: int, running: int) -> None:
-        bar.total, bar.n = total, done
-        bar.set_postfix_str(f"{running} executions running", refresh=True)
-
-    sys.stderr.write("avmon: deploying the synthesized CDK app into moto ...\n")
-    try:
+    from avmon.media.decode import MediaReader
+    for path in args.input:  # bad input fails here, before the deployment is announced
+        with MediaReader(path):
+            pass
+    with segments_progress() as tick:
         result = simulate_many(args.input, config, throttle, progress=tick)
-    finally:
-        bar.close()
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -261,27 +256,33 @@ def _simulate_many(args: argparse.Namespace, config: Any) -> int:
     return 0
 
 
-def run_simulation(path: Path, config: Any) -> Any:
-    """The simulation with a progress bar on stderr (segments done, executions running)."""
+@contextlib.contextmanager
+def segments_progress() -> Iterator[Callable[[int, int, int], None]]:
+    """Says the deployment starts, then shows segments done and executions running (stderr)."""
     from tqdm import tqdm
 
-    from avmon.media.decode import MediaReader
-    from avmon.pipeline.simulate import simulate
-
-    with MediaReader(path):  # bad input fails here, before anything is deployed
-        pass
     sys.stderr.write("avmon: deploying the synthesized CDK app into moto ...\n")
     bar = tqdm(total=0, desc="segments", unit="seg", leave=False, disable=None)
 
     def tick(done: int, total: int, running: int) -> None:
-        bar.total = total
-        bar.n = done
+        bar.total, bar.n = total, done
         bar.set_postfix_str(f"{running} executions running", refresh=True)
 
     try:
-        return simulate(path, config, progress=tick)
+        yield tick
     finally:
         bar.close()
+
+
+def run_simulation(path: Path, config: Any) -> Any:
+    """The simulation with a progress bar on stderr (segments done, executions running)."""
+    from avmon.media.decode import MediaReader
+    from avmon.pipeline.simulate import simulate
+
+    with MediaReader(path):  # bad input fails here, before the deployment is announced
+        pass
+    with segments_progress() as tick:
+        return simulate(path, config, progress=tick)
 
 
 def format_usage(u: dict[str, Any]) -> str:

@@ -103,7 +103,6 @@ class WallResult:
     binding_quota: str
     capacities: dict[str, float]      # streams each quota alone would sustain
     timeline: list[dict[str, float]]  # per step: offered, served streams, backlog, delay
-    assumptions: str = ""
 
     @property
     def fraction_of_expected(self) -> float:
@@ -147,7 +146,7 @@ def scaling_wall(demand: Demand, quotas: Mapping[str, Any], expected_streams: in
     caps = capacities(demand, quotas)
     if not caps:  # nothing shared limits it (the single process)
         return WallResult(expected_streams, float(expected_streams), "none (scales by tasks)",
-                          {}, [], __doc__ or "")
+                          {}, [])
     binding = min(caps, key=lambda k: caps[k])
     buckets: dict[str, Bucket] = {}
     per_stream: dict[str, float] = {}
@@ -189,4 +188,4 @@ def scaling_wall(demand: Demand, quotas: Mapping[str, Any], expected_streams: in
     label = binding if caps[binding] < expected_streams else \
         f"none at {expected_streams} (first: {binding} at {caps[binding]:.0f})"
     return WallResult(expected_streams, min(sustained, caps[binding]) if sustained else
-                      caps[binding], label, caps, timeline, __doc__ or "")
+                      caps[binding], label, caps, timeline)

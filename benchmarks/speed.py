@@ -53,14 +53,9 @@ def make(path: Path, seconds: int) -> Path:
 
 
 def measure_rss(path: Path) -> int:
-    """Max RSS of a fresh analyze process (each call in its own child: ru_maxrss is a maximum)."""
-    code = ("import resource,subprocess,sys;"
-            "subprocess.run([sys.executable,'-m','avmon','analyze',sys.argv[1],'--json'],"
-            "stdout=subprocess.DEVNULL,check=True);"
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss//1024)")
-    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
-                         check=True)
-    return int(out.stdout.strip())
+    """Max RSS (MiB) of a fresh analyze process: the single-process design's own measurement."""
+    from avmon.benchmark import measure_single_process
+    return round(measure_single_process(path)["usage"]["peak_mb"])
 
 
 def main() -> int:

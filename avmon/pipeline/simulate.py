@@ -65,13 +65,7 @@ def _run(cloud: LocalCloud, path: Path, progress: Progress | None,
     stream = stream_name(path)
     cloud.meter.reset()
     before = {e["executionArn"] for e in cloud.executions()}
-    calls = len(cloud.invoker.invocations)
-    cloud.upload(path.read_bytes(), f"{keys.INGEST}{stream}/{path.name}")
-    ingest = [i for i in cloud.invoker.invocations[calls:] if i.function == "Ingest"]
-    if not ingest or ingest[-1].error:
-        why = cloud.invoker.failures[-1] if cloud.invoker.failures else "it never ran"
-        raise AvmonError(f"{path}: the ingest step failed: {why.split(': ', 1)[-1]}")
-    total = len(ingest[-1].result["started"])
+    total = _ingest(cloud, path, stream)
     executions = _wait(cloud, before, total, progress, timeout_s)
     transitions = sum(sum(1 for h in cloud.history(e["executionArn"])
                           if h["type"].endswith("StateEntered")) for e in executions)
@@ -134,15 +128,8 @@ def simulate_many(paths: list[Path], config: PipelineConfig | None = None,
         try:
             cloud.meter.reset()
             before = {e["executionArn"] for e in cloud.executions()}
-            expected = 0
-            for path, name in zip(paths, names, strict=True):  # all in flight together
-                calls = len(cloud.invoker.invocations)
-                cloud.upload(path.read_bytes(), f"{keys.INGEST}{name}/{path.name}")
-                started = [i for i in cloud.invoker.invocations[calls:]
-                           if i.function == "Ingest" and not i.error]
-                if not started:
-                    raise AvmonError(f"{path}: the ingest step failed")
-                expected += len(started[-1].result["started"])
+            # all in flight together: each upload starts its executions, none is waited for
+            expected = sum(_ingest(cloud, p, n) for p, n in zip(paths, names, strict=True))
             executions = _wait(cloud, before, expected, progress, timeout_s)
         finally:
             if throttle is not None:
@@ -162,6 +149,18 @@ def simulate_many(paths: list[Path], config: PipelineConfig | None = None,
         usage = {"executions": len(executions), **cloud.meter.to_dict()}
     return {"streams": streams, "usage": usage,
             "throttle": throttle.to_dict() if throttle is not None else None}
+
+
+def _ingest(cloud: LocalCloud, path: Path, stream: str) -> int:
+    """Upload ``path`` under ingest/ (the notification runs the ingest Lambda); return how many
+    executions it started. Raises AvmonError with the ingest step's cause if it failed."""
+    calls = len(cloud.invoker.invocations)
+    cloud.upload(path.read_bytes(), f"{keys.INGEST}{stream}/{path.name}")
+    ingest = [i for i in cloud.invoker.invocations[calls:] if i.function == "Ingest"]
+    if not ingest or ingest[-1].error:
+        why = cloud.invoker.failures[-1] if cloud.invoker.failures else "it never ran"
+        raise AvmonError(f"{path}: the ingest step failed: {why.split(': ', 1)[-1]}")
+    return len(ingest[-1].result["started"])
 
 
 def _wait(cloud: LocalCloud, before: set[str], total: int, progress: Progress | None,

@@ -128,12 +128,13 @@ def test_bad_config_file(capsys, clip, tmp_path):
     (lambda p: p.write_bytes(b""), ["empty file"]),
     (lambda p: p.write_bytes(bytes(range(256)) * 64), ["not readable as media"]),
 ])
-def test_simulate_refuses_bad_input_before_deploying(capsys, tmp_path, make, words):
+def test_simulate_refuses_bad_input_before_deploying(capsys, tmp_path, clip, make, words):
     path = tmp_path / "in.mp4"
     make(path)
-    code, _, err = run(["simulate", str(path)], capsys)
-    assert code == 2
-    one_line_error(err, "in.mp4", *words)
+    for args in ([str(path)], [str(clip), str(path)], [str(path), "--transition-bucket", "9"]):
+        code, _, err = run(["simulate", *args], capsys)
+        assert code == 2
+        one_line_error(err, "in.mp4", *words)
 
 
 @pytest.mark.parametrize("args, words", [

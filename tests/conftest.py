@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from avmon.synth import SynthRequest, parse_defects, synthesize
+from avmon.evaluation.synth import SynthRequest, parse_defects, synthesize
 
 CLIP_DEFECTS = ("freeze@1:1,black@3:0.5,block_corruption@4.5:0.6,silence@6:1.2,clipping@8:0.3,"
                 "av_sync@9:6=+200ms")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from avmon.config import AnalysisConfig
 from avmon.detectors import NAMES
 from avmon.detectors.avsync import AvSyncDetector
 from avmon.detectors.base import Detector
 from avmon.detectors.black import BlackDetector
 from avmon.detectors.blocks import BlockCorruptionDetector
 from avmon.detectors.clipping import ClippingDetector
+from avmon.detectors.config import AnalysisConfig
 from avmon.detectors.freeze import FreezeDetector
 from avmon.detectors.silence import SilenceDetector
 from avmon.errors import ConfigError

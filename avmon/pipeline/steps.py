@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from avmon import __version__
-from avmon.config import AnalysisConfig
 from avmon.detectors.base import Evidence
+from avmon.detectors.config import AnalysisConfig
 from avmon.detectors.registry import build
 from avmon.errors import MediaOpenError, PayloadTooLargeError
 from avmon.frames import AudioBatcher, AudioBuffer, VideoFrame

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avmon.analysis import analyze
 from avmon.cli import main
-from avmon.evaluate import score
+from avmon.evaluation.scoring import score
+from avmon.evaluation.synth import Content, SynthRequest, load_truth, synthesize, truth_path
 from avmon.frames import VideoFrame
 from avmon.media.decode import MediaReader
-from avmon.synth import Content, SynthRequest, load_truth, synthesize, truth_path
+from avmon.monitor.analysis import analyze
 
 pytestmark = pytest.mark.functional
 

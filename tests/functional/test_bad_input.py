@@ -7,7 +7,7 @@ import json
 import pytest
 
 from avmon.cli import main
-from avmon.synth import SynthRequest, parse_defects, synthesize
+from avmon.evaluation.synth import SynthRequest, parse_defects, synthesize
 
 pytestmark = pytest.mark.functional
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from avmon.cli import main
-from avmon.synth import SynthRequest, parse_defects, synthesize
+from avmon.evaluation.synth import SynthRequest, parse_defects, synthesize
 
 pytestmark = pytest.mark.functional
 

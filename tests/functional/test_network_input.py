@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from avmon.analysis import analyze
 from avmon.media.segment import split_segments
+from avmon.monitor.analysis import analyze
 
 pytestmark = pytest.mark.functional
 

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from avmon.analysis import analyze
 from avmon.errors import ConfigError, MediaOpenError, StorageThrottledError
-from avmon.evaluate import score
-from avmon.pipeline.local import LocalCloud
-from avmon.pipeline.simulate import Simulation, simulate
-from avmon.synth import SynthRequest, load_truth, parse_defects, synthesize, truth_path
+from avmon.evaluation.scoring import score
+from avmon.evaluation.synth import SynthRequest, load_truth, parse_defects, synthesize, truth_path
+from avmon.localcloud.deploy import LocalCloud
+from avmon.localcloud.simulate import Simulation, simulate
+from avmon.monitor.analysis import analyze
 
 pytestmark = pytest.mark.functional
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")

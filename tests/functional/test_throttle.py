@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from avmon.errors import ConfigError
-from avmon.pipeline.simulate import simulate_many
-from avmon.pipeline.throttle import TransitionThrottle
-from avmon.synth import SynthRequest, parse_defects, synthesize
+from avmon.evaluation.synth import SynthRequest, parse_defects, synthesize
+from avmon.localcloud.simulate import simulate_many
+from avmon.localcloud.throttle import TransitionThrottle
 
 pytestmark = pytest.mark.functional
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")

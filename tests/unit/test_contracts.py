@@ -2,11 +2,11 @@ import json
 
 import pytest
 
-from avmon.config import AnalysisConfig
+from avmon.detectors.config import AnalysisConfig
 from avmon.errors import ConfigError, DefectSpecError
-from avmon.evaluate import score
+from avmon.evaluation.scoring import score
+from avmon.evaluation.synth import parse_defects
 from avmon.model import Defect
-from avmon.synth import parse_defects
 
 
 def test_parse_defects_reads_every_kind_and_option():

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from avmon.benchmark import ORIGINAL, SINGLE, TUNED, compare
-from avmon.costs import PriceTable, TaskSize, serverless_cost, single_process_cost, total
+from avmon.economics.designs import ORIGINAL, SINGLE, TUNED, compare
+from avmon.economics.prices import PriceTable, TaskSize, serverless_cost, single_process_cost, total
+from avmon.economics.quotas import Bucket, Demand, capacities, load_quotas, scaling_wall
 from avmon.errors import ConfigError
-from avmon.limits import Bucket, Demand, capacities, load_quotas, scaling_wall
 
 # One minute of media: 30 executions of 15 states, 1,800 PUTs, 6,000 GETs, 240 invocations
 USAGE = {

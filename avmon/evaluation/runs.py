@@ -6,13 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from avmon.analysis import analyze
 from avmon.detectors import NAMES
 from avmon.errors import ConfigError
-from avmon.evaluate import Score, score
+from avmon.evaluation.peers import PEER_DETECTORS, PEER_SETTINGS, run_peers
+from avmon.evaluation.scoring import Score, score
+from avmon.evaluation.synth import load_truth
 from avmon.media.decode import MediaReader
-from avmon.peers import PEER_DETECTORS, PEER_SETTINGS, run_peers
-from avmon.synth import load_truth
+from avmon.monitor.analysis import analyze
 
 TRUTH_SUFFIX = ".truth.json"
 

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from avmon.errors import AvmonError
+from avmon.localcloud.deploy import LocalCloud
 from avmon.media.decode import MediaReader
 from avmon.pipeline import keys
 from avmon.pipeline.config import PipelineConfig
-from avmon.pipeline.local import LocalCloud
 from avmon.pipeline.steps import assemble
 
 Progress = Callable[[int, int, int], None]  # segments done, total, executions running

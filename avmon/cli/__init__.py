@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--design", type=_detectors, help="comma-separated subset of designs")
         p.add_argument("--region", default="us-east-1")
         p.add_argument("--prices", type=Path, help="a price table of the same shape as"
-                       " avmon/data/prices.json")
+                       " avmon/economics/data/prices.json")
         p.add_argument("--quotas", default="2023", help="2023, current or a JSON file")
         p.add_argument("--expected-streams", type=int, default=3000)
         p.add_argument("--json", action="store_true")
@@ -143,8 +143,8 @@ def _progress(total: float | None, desc: str) -> Any:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from avmon.analysis import analyze
-    from avmon.config import AnalysisConfig
+    from avmon.detectors.config import AnalysisConfig
+    from avmon.monitor.analysis import analyze
 
     config = AnalysisConfig.load(args.config) if args.config else AnalysisConfig()
     bar = _progress(None, "analyze")
@@ -227,8 +227,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 def _simulate_many(args: argparse.Namespace, config: Any) -> int:
 
-    from avmon.pipeline.simulate import simulate_many
-    from avmon.pipeline.throttle import TransitionThrottle
+    from avmon.localcloud.simulate import simulate_many
+    from avmon.localcloud.throttle import TransitionThrottle
 
     throttle = None
     if args.transition_bucket is not None:
@@ -276,8 +276,8 @@ def segments_progress() -> Iterator[Callable[[int, int, int], None]]:
 
 def run_simulation(path: Path, config: Any) -> Any:
     """The simulation with a progress bar on stderr (segments done, executions running)."""
+    from avmon.localcloud.simulate import simulate
     from avmon.media.decode import MediaReader
-    from avmon.pipeline.simulate import simulate
 
     with MediaReader(path):  # bad input fails here, before the deployment is announced
         pass
@@ -306,9 +306,9 @@ def format_usage(u: dict[str, Any]) -> str:
 def _comparison(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     from tqdm import tqdm
 
-    from avmon.benchmark import DESIGNS, compare, run_designs, runs_from_file
-    from avmon.costs import PriceTable
-    from avmon.limits import load_quotas
+    from avmon.economics.designs import DESIGNS, compare, run_designs, runs_from_file
+    from avmon.economics.prices import PriceTable
+    from avmon.economics.quotas import load_quotas
 
     if args.expected_streams <= 0:
         raise ConfigError("--expected-streams must be at least 1")
@@ -355,7 +355,7 @@ def format_comparison(result: dict[str, Any]) -> str:
 
 
 def _cmd_cost(args: argparse.Namespace) -> int:
-    from avmon.benchmark import fleet
+    from avmon.economics.designs import fleet
 
     if args.streams <= 0 or args.hours <= 0:
         raise ConfigError("--streams and --hours must be positive")
@@ -405,7 +405,7 @@ def _cmd_limits(args: argparse.Namespace) -> int:
 def _cmd_benchmark(args: argparse.Namespace) -> int:
     result, source = _comparison(args)
     if args.report:
-        from avmon.report_html import write_report
+        from avmon.economics.report import write_report
         page = write_report(result, source, args.report)
         sys.stderr.write(f"avmon: report written to {page}\n")
     print(json.dumps(result, indent=2) if args.json else format_comparison(result))
@@ -433,7 +433,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from avmon.synth import SynthRequest, parse_defects, synthesize
+    from avmon.evaluation.synth import SynthRequest, parse_defects, synthesize
 
     if args.no_audio and args.no_video:
         raise ConfigError("--no-audio and --no-video leave nothing to write")
@@ -451,9 +451,9 @@ DEMO_DEFECTS = ("freeze@3:2,black@7:1,block_corruption@10:1,silence@13:1.5,clipp
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from avmon.analysis import analyze
-    from avmon.evaluate import score
-    from avmon.synth import SynthRequest, load_truth, parse_defects, synthesize
+    from avmon.evaluation.scoring import score
+    from avmon.evaluation.synth import SynthRequest, load_truth, parse_defects, synthesize
+    from avmon.monitor.analysis import analyze
 
     if args.duration < 29:
         raise ConfigError("demo --duration must be at least 29 s (the injected defects need it)")
@@ -492,7 +492,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print("\nwhat the serverless pipeline used for this stream (measured):")
     print(format_usage(sim.usage))
 
-    from avmon.benchmark import (
+    from avmon.economics.designs import (
         ORIGINAL,
         SERVERLESS,
         SINGLE,
@@ -500,9 +500,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         compare,
         measure_single_process,
     )
-    from avmon.costs import PriceTable
-    from avmon.limits import load_quotas
-    from avmon.report_html import write_report
+    from avmon.economics.prices import PriceTable
+    from avmon.economics.quotas import load_quotas
+    from avmon.economics.report import write_report
 
     print("\n4. the same stream through the tuned serverless design (frames batched per segment,"
           " Express, 10 s segments),\n   and the single process measured for CPU and memory")
@@ -543,7 +543,7 @@ def agreement(single: Any, served: Any) -> str:
 def _cmd_corpus(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from avmon.corpus import STREAMS, build_corpus
+    from avmon.evaluation.corpus import STREAMS, build_corpus
 
     with tqdm(total=len(STREAMS), desc="corpus", unit="stream", disable=None) as bar:
         paths = build_corpus(args.out, on_stream=lambda _: bar.update(1))
@@ -552,7 +552,7 @@ def _cmd_corpus(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from avmon.evaluation_run import evaluate_dir, format_scores
+    from avmon.evaluation.runs import evaluate_dir, format_scores
 
     result = evaluate_dir(args.dir, vs_ffmpeg=args.vs_ffmpeg)
     print(json.dumps(result, indent=2) if args.json else format_scores(result))

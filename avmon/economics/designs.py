@@ -18,9 +18,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from avmon.costs import PriceTable, TaskSize, serverless_cost, single_process_cost, total
+from avmon.economics.prices import PriceTable, TaskSize, serverless_cost, single_process_cost, total
+from avmon.economics.quotas import Demand, scaling_wall
 from avmon.errors import AvmonError, ConfigError
-from avmon.limits import Demand, scaling_wall
 from avmon.pipeline.config import PipelineConfig
 
 ORIGINAL, TUNED, SINGLE = "serverless-original", "serverless-tuned", "single-process"
@@ -58,7 +58,7 @@ def run_designs(path: Path, designs: Sequence[str] = DESIGNS,
                 on_design: Callable[[str], None] | None = None,
                 progress: Any = None) -> dict[str, dict[str, Any]]:
     """Run each design on ``path``: {design: {"report": ..., "usage": ...}}."""
-    from avmon.pipeline.simulate import simulate
+    from avmon.localcloud.simulate import simulate
 
     unknown = set(designs) - set(DESIGNS)
     if unknown:

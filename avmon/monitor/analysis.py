@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from avmon import __version__
-from avmon.config import AnalysisConfig
 from avmon.detectors.base import Detector, Evidence
+from avmon.detectors.config import AnalysisConfig
 from avmon.detectors.registry import build
 from avmon.errors import MediaTruncatedError
 from avmon.frames import AudioBatcher, VideoFrame

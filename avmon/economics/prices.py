@@ -3,7 +3,7 @@
 Serverless designs are priced from what ``avmon simulate`` counted (requests, state
 transitions, Lambda GB-seconds, bytes written); the single process from what ``avmon analyze``
 used (CPU seconds per stream-second and peak memory), which sizes the ECS task on Fargate and
-the number of streams one task holds. Prices come from ``avmon/data/prices.json`` (or
+the number of streams one task holds. Prices come from ``avmon/economics/data/prices.json`` (or
 ``--prices FILE``), each line dated and sourced.
 """
 
@@ -52,7 +52,7 @@ class PriceTable:
         """Raises ConfigError for a missing file, bad JSON or an unknown region."""
         try:
             text = Path(path).read_text() if path else \
-                resources.files("avmon.data").joinpath("prices.json").read_text()
+                resources.files("avmon.economics.data").joinpath("prices.json").read_text()
             data = json.loads(text)
             regions = data["regions"]
         except OSError as exc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from avmon.synth import SynthRequest, parse_defects, synthesize
+from avmon.evaluation.synth import SynthRequest, parse_defects, synthesize
 
 # name, content, size, duration (s), defects
 STREAMS: tuple[tuple[str, str, tuple[int, int], float, str], ...] = (

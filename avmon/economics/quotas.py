@@ -1,7 +1,7 @@
 """Quotas and the scaling wall: how many streams a design sustains, and which quota binds.
 
 Per-stream demand comes from a measured run (state transitions, executions, Lambda invocations,
-concurrent Lambda time, S3 requests per stream-second); quotas from ``avmon/data/quotas.json``
+concurrent Lambda time, S3 requests per stream-second); quotas from ``avmon/economics/data/quotas.json``
 (the case study's period, ``2023``, or today's, ``current``). A time-stepped simulation ramps the
 offered load up to the expected number of streams; each quota is a token bucket (or a
 concurrency limit) and what it cannot serve queues as backlog, which is what delayed executions
@@ -64,7 +64,7 @@ def load_quotas(name: str = "2023") -> dict[str, Any]:
     """``2023``, ``current`` or a JSON file of the same shape. Raises ConfigError."""
     try:
         if name in ("2023", "current"):
-            data = json.loads(resources.files("avmon.data").joinpath("quotas.json").read_text())
+            data = json.loads(resources.files("avmon.economics.data").joinpath("quotas.json").read_text())
             return dict(data[name])
         quotas = json.loads(Path(name).read_text())
     except OSError as exc:

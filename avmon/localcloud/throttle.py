@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from avmon.errors import ConfigError
-from avmon.pipeline.patching import MethodPatch
+from avmon.localcloud.patching import MethodPatch
 
 
 @dataclass

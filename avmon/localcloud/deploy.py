@@ -38,10 +38,10 @@ from pathlib import Path
 from typing import Any
 
 from avmon.errors import ConfigError
+from avmon.localcloud.meter import Meter
+from avmon.localcloud.patching import MethodPatch
 from avmon.pipeline import keys, ports
 from avmon.pipeline.config import PipelineConfig
-from avmon.pipeline.meter import Meter
-from avmon.pipeline.patching import MethodPatch
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"

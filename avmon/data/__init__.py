@@ -1,1 +1,0 @@
-"""Dated data with sources: AWS prices (prices.json) and service quotas (quotas.json)."""

@@ -1,0 +1,1 @@
+"""What each design costs and where it stops scaling: prices, quotas, designs compared, the report."""

@@ -1,0 +1,1 @@
+"""Dated price and quota tables, each entry with its source."""

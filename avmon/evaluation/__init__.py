@@ -1,0 +1,1 @@
+"""Labelled test streams (``synth``, ``corpus``), scoring against truth, and ffmpeg as a peer."""

@@ -1,0 +1,1 @@
+"""The single-process design: decode once, every detector on frames in memory (``analysis``)."""

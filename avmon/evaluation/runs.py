@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from avmon.detectors import NAMES
+from avmon.detectors.registry import NAMES
 from avmon.errors import ConfigError
 from avmon.evaluation.peers import PEER_DETECTORS, PEER_SETTINGS, run_peers
 from avmon.evaluation.scoring import Score, score

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -352,7 +353,7 @@ def _dark_zoom(w: Workshop, out: Path, src: Source) -> list[Defect]:
     still = w.still(src.clip, 2.0)
     width, height = src.size
     graph = (f"[0:v]zoompan=z='1+0.0008*on':x='iw/2-iw/zoom/2':y='ih/2-ih/zoom/2':d=1:"
-             f"s={width}x{height}:fps={src.fps},eq=brightness=-0.35:contrast=0.4,"
+             f"s={width}x{height}:fps={src.fps},eq=brightness=-0.4:contrast=0.35,"
              "format=yuv420p[v]")
     dur = f"{src.duration:.3f}"
     w.run("-loop", "1", "-framerate", str(src.fps), "-i", os.fspath(still),
@@ -574,20 +575,23 @@ def build_real_footage(out: Path, names: Sequence[str] | None = None, jobs: int 
     out.mkdir(parents=True, exist_ok=True)
     shop = Workshop(clips, out / ".footage-work")
     keys = sorted({s.source for s in chosen if s.from_base})
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        list(pool.map(shop.base, keys))
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            list(pool.map(shop.base, keys))
 
-        def one(stream: RealStream) -> Path:
-            path = out / stream.name
-            tmp = path.with_name(f".part-{path.name}")
-            defects = stream.make(shop, tmp, SOURCES[stream.source])
-            tmp.replace(path)
-            write_truth(path, stream, defects)
-            if on_stream is not None:
-                on_stream(stream.name)
-            return path
+            def one(stream: RealStream) -> Path:
+                path = out / stream.name
+                tmp = path.with_name(f".part-{path.name}")
+                defects = stream.make(shop, tmp, SOURCES[stream.source])
+                tmp.replace(path)
+                write_truth(path, stream, defects)
+                if on_stream is not None:
+                    on_stream(stream.name)
+                return path
 
-        return list(pool.map(one, chosen))
+            return list(pool.map(one, chosen))
+    finally:
+        shutil.rmtree(shop.work, ignore_errors=True)
 
 
 def write_truth(path: Path, stream: RealStream, defects: Sequence[Defect]) -> Path:

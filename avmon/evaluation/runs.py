@@ -175,13 +175,9 @@ def format_scores(result: dict[str, Any]) -> str:
     controls = [e["stream"] for e in result["streams"] if e["control"] and e["kind"] != "synthetic"]
     if controls:
         lines += ["", f"false alarms on the {len(controls)} clean real-footage controls:"]
-        if not real_alarms:
-            lines.append("  none")
         for stream in controls:
             mine = [a for a in real_alarms if a["stream"] == stream]
-            if not mine:
-                continue
-            lines.append(f"  {stream}:")
+            lines.append(f"  {stream}: {len(mine) or 'none'}")
             lines += [f"    {a['tool']:<7}{a['detector']:<17}{a['start_s']:>7.2f} -"
                       f"{a['end_s']:>7.2f} s" for a in mine]
     return "\n".join(lines)

@@ -419,10 +419,11 @@ def drop_ts_packets(data: bytes, at: Sequence[float], bursts: int, seed: int,
     rng = np.random.default_rng(seed)
     drop: set[int] = set()
     for frac in at:
-        first = int(frac * video.size)
-        for _ in range(bursts):
-            start = first + int(rng.integers(0, max(1, video.size // 40)))
+        start = int(frac * video.size)
+        for _ in range(bursts):  # bursts a little apart, never overlapping
+            start += int(rng.integers(0, max(1, video.size // 100)))
             drop.update(int(i) for i in video[start:start + 7])
+            start += 7
     keep = [data[i * TS_PACKET:(i + 1) * TS_PACKET] for i in range(n) if i not in drop]
     return b"".join(keep)
 

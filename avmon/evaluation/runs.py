@@ -177,7 +177,7 @@ def format_scores(result: dict[str, Any]) -> str:
         lines += ["", f"false alarms on the {len(controls)} clean real-footage controls:"]
         for stream in controls:
             mine = [a for a in real_alarms if a["stream"] == stream]
-            lines.append(f"  {stream}: {len(mine) or 'none'}")
+            lines.append(f"  {stream}: {f'{len(mine)} false alarms' if mine else 'none'}")
             lines += [f"    {a['tool']:<7}{a['detector']:<17}{a['start_s']:>7.2f} -"
                       f"{a['end_s']:>7.2f} s" for a in mine]
     return "\n".join(lines)

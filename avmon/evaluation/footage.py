@@ -21,7 +21,9 @@ bursts of seven (one lost UDP datagram).
 Truth times: video defects are whole frames, from frame indices (start = first frame's time, end
 = the time after the last frame), exact to the frame. Audio defects are applied on 10 ms blocks
 (``asetnsamples``) at times that are multiples of 10 ms, so they are exact to the sample before
-AAC; AAC moves a transient by up to one 1024-sample frame (21 ms). Packet-loss truth is measured,
+AAC; AAC moves a transient by up to one 1024-sample frame (21 ms). Clipping truth is measured on
+the 16-bit signal before AAC (first to last sample at full scale in each boosted window: a quiet
+passage may not reach full scale even boosted). Packet-loss truth is measured too,
 not planned: the damaged and the clean stream are both decoded with avmon's MediaReader and every
 picture that is missing, concealed or visibly different (more than 0.1% of its pixels off by more
 than 8 levels) is damaged; damaged pictures less than 0.2 s apart form one interval.
@@ -315,14 +317,34 @@ def _dead_channels(dead: Sequence[tuple[str, float, float]]) -> Callable[..., li
 
 def _clipping(windows: Sequence[tuple[float, float]], gain_db: float,
               generations: int) -> Callable[..., list[Defect]]:
-    # Boosted in float, then converted to 16-bit: the conversion clips at full scale, as a
-    # converter or a fixed-point stage does; AAC then encodes the clipped waveform.
+    """Boost windows of the soundtrack in float, then convert to 16-bit: the conversion clips at
+    full scale, as a converter or a fixed-point stage does; AAC then encodes the clipped waveform.
+
+    A quiet passage inside a window may stay below full scale even boosted, so the truth is
+    measured: from the first to the last sample at full scale in each window of the 16-bit
+    signal, before AAC."""
     af = BLOCKS_10MS + "".join(f",volume={gain_db:g}dB:enable='{_seconds(a, b)}'"
                                for a, b in windows) + ",aformat=sample_fmts=s16"
-    return _audio_filter(
-        af, lambda src: [Defect("clipping", a, b, 1.0, {"gain_db": gain_db,
-                                                        "aac_generations": generations})
-                         for a, b in windows], generations)
+
+    def make(w: Workshop, out: Path, src: Source) -> list[Defect]:
+        cmd = [w.ffmpeg, "-v", "error", "-nostdin", "-i", os.fspath(w.base(src.key)), "-vn",
+               "-af", af, "-f", "s16le", "-"]
+        proc = subprocess.run(cmd, capture_output=True, check=False)
+        if proc.returncode != 0:
+            raise PeerToolError(f"ffmpeg failed measuring the clipping of {out.name}")
+        pcm = np.frombuffer(proc.stdout, np.int16).reshape(-1, len(LAYOUT_51))
+        full = np.flatnonzero((np.abs(pcm.astype(np.int32)) >= 32767).any(axis=1))
+        truth = []
+        for a, b in windows:
+            inside = full[(full >= round(a * SAMPLE_RATE)) & (full < round(b * SAMPLE_RATE))]
+            if inside.size:
+                truth.append(Defect("clipping", round(inside[0] / SAMPLE_RATE, 4),
+                                    round((inside[-1] + 1) / SAMPLE_RATE, 4), 1.0,
+                                    {"gain_db": gain_db, "aac_generations": generations,
+                                     "clipped_samples": int(inside.size)}))
+        _audio_filter(af, lambda _src: [], generations)(w, out, src)
+        return truth
+    return make
 
 
 def _shift(offset_ms: int) -> Callable[..., list[Defect]]:

@@ -138,8 +138,8 @@ def test_simulate_refuses_bad_input_before_deploying(capsys, tmp_path, clip, mak
 
 
 @pytest.mark.parametrize("args, words", [
-    (["--segment-seconds", "0.1"], ["segment_seconds"]),
-    (["--frames-per-invocation", "-3"], ["frames_per_invocation"]),
+    (["--segment-seconds", "0.1"], ["--segment-seconds", "'0.1'", ">= 0.5"]),
+    (["--frames-per-invocation", "-3"], ["--frames-per-invocation", "'-3'", ">= 0"]),
     (["--workflow", "lambda"], ["invalid choice"]),
 ])
 def test_simulate_rejects_bad_settings(capsys, clip, args, words):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import re
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
@@ -53,8 +54,32 @@ def size(text: str) -> tuple[int, int]:
 
 
 def names(text: str) -> list[str]:
-    """A comma-separated list of names."""
-    return [n.strip() for n in text.split(",") if n.strip()]
+    """A comma-separated list of at least one name (an empty list would silently run nothing)."""
+    found = [n.strip() for n in text.split(",") if n.strip()]
+    if not found:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: at least one name")
+    return found
+
+
+def stream_name(text: str) -> str:
+    """A stream's name as it appears in S3 keys: not empty (which would mix every stream's
+    reports), no leading or trailing slash, no control characters, at most 900 characters."""
+    if (not text.strip() or text != text.strip("/") or len(text) > 900
+            or any(ord(c) < 32 for c in text)):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not allowed: a stream name as in ingest/<stream>/, not empty, without"
+            " leading or trailing '/' or control characters")
+    return text
+
+
+def bucket(text: str) -> str:
+    """An S3 bucket name by S3's naming rules (3-63 lowercase letters, digits, dots, hyphens),
+    checked before any AWS call."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", text) or ".." in text:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not allowed: an S3 bucket name (3-63 lowercase letters, digits, dots"
+            " and hyphens, starting and ending with a letter or digit)")
+    return text
 
 
 def media_progress(desc: str, total: float | None = None) -> Any:

@@ -8,7 +8,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from avmon.cli.common import Subparsers, format_report, segments_progress, write_json
+from avmon.cli.common import (
+    Subparsers,
+    bucket,
+    format_report,
+    segments_progress,
+    stream_name,
+    write_json,
+)
 from avmon.errors import EXIT_INCOMPLETE
 from avmon.validation import number
 
@@ -33,8 +40,9 @@ def register(sub: Subparsers) -> None:
     p.set_defaults(handler=simulate)
 
     p = sub.add_parser("report", help="a deployed stream's report, from its segment reports in S3")
-    p.add_argument("--bucket", required=True, help="the stack's BucketName output")
-    p.add_argument("--stream", required=True, help="the stream's name (ingest/<stream>/...)")
+    p.add_argument("--bucket", required=True, type=bucket, help="the stack's BucketName output")
+    p.add_argument("--stream", required=True, type=stream_name,
+                   help="the stream's name (ingest/<stream>/...)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=report)
 

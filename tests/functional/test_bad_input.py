@@ -569,3 +569,24 @@ def test_the_table_covers_every_command():
     assert commands == {"analyze", "synth", "corpus", "evaluate", "simulate", "report", "cost",
                         "limits", "benchmark", "demo"}
     assert len(CASES) >= 250
+
+
+@pytest.mark.parametrize("failure, code", [(KeyboardInterrupt, 130), (OSError(28, "No space left"
+                                                                              " on device"), 2)])
+def test_synth_leaves_no_half_written_stream(capsys, tmp_path, monkeypatch, failure, code):
+    """Interrupted or out of space mid-encode: the partial stream is removed, not left to be
+    mistaken for a labelled one."""
+    import avmon.media.encode
+
+    def write_some_then_fail(path, *_a, **_k):
+        Path(path).write_bytes(b"\0" * 1000)
+        if isinstance(failure, OSError):
+            failure.filename = str(path)
+        raise failure
+
+    monkeypatch.setattr(avmon.media.encode, "write_stream", write_some_then_fail)
+    out = tmp_path / "o.mp4"
+    got, _, err = run(["synth", str(out), "--duration", "2"], capsys)
+    assert got == code
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []

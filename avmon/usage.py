@@ -19,15 +19,19 @@ from avmon.validation import STRICT_OPEN, DefectRecord, check
 S3_TIER1 = ("PutObject", "CopyObject", "PostObject", "ListObjectsV2", "ListObjects")
 S3_TIER2 = ("GetObject", "SelectObjectContent")
 
+# A count of requests, bytes or milliseconds. The ceiling (10^15) keeps every product the cost
+# model forms a finite float; a real run is many orders of magnitude below it.
+Tally = Annotated[int, Field(ge=0, le=10**15)]
+
 
 class FunctionUsage(BaseModel):
     """One Lambda function's invocations and billed time."""
 
     model_config = STRICT_OPEN
 
-    invocations: int = Field(ge=0)
-    errors: int = Field(default=0, ge=0)
-    billed_ms: int = Field(ge=0)
+    invocations: Tally
+    errors: Tally = 0
+    billed_ms: Tally
     memory_mb: int = Field(ge=128, le=10240)
 
     @property
@@ -41,10 +45,10 @@ class Usage(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", strict=True, allow_inf_nan=False,
                               populate_by_name=True)
 
-    executions: int = Field(ge=0)
-    state_transitions: int = Field(ge=0)
-    requests: dict[str, dict[str, int]] = Field(default_factory=dict)
-    bytes: dict[str, int] = Field(default_factory=dict)
+    executions: Tally
+    state_transitions: Tally
+    requests: dict[str, dict[str, Tally]] = Field(default_factory=dict)
+    bytes: dict[str, Tally] = Field(default_factory=dict)
     functions: dict[str, FunctionUsage] = Field(default_factory=dict, alias="lambda")
 
     @classmethod

@@ -133,12 +133,15 @@ def dataclass_model(cls: type, rules: UnitRules | None = None) -> type[BaseModel
     """A strict pydantic model with the fields, types and defaults of dataclass ``cls``.
 
     ``Annotated[..., Field(...)]`` constraints on the dataclass's fields are kept; ``rules``
-    adds constraints by field name and type (the unit rules of the detector settings)."""
+    adds constraints by field name and type (the unit rules of the detector settings) to the
+    fields that have none of their own."""
     hints = typing.get_type_hints(cls, include_extras=True)
     fields: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         hint = hints[f.name]
-        extra = rules(f.name, hint) if rules else {}
+        # a field with its own Annotated constraint keeps it; the others get the unit rules
+        own = typing.get_origin(hint) is Annotated
+        extra = rules(f.name, hint) if rules and not own else {}
         if extra:
             hint = Annotated[hint, Field(**extra)]
         if f.default is not dataclasses.MISSING:

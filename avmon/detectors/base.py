@@ -45,7 +45,9 @@ class DetectorConfig:
     A detector's settings carry their unit in their name, and the unit sets the range
     (``unit_rules``); every number must be finite and of its declared type, so a NaN threshold,
     an infinite duration or ``"false"`` for a boolean is an error, never a silent change of
-    results. A field may also carry its own ``Annotated[float, Field(...)]`` constraint.
+    results. A field with its own ``Annotated[float, Field(...)]`` constraint keeps that one
+    instead (a setting whose range its name cannot say). Every default must pass its own rule:
+    ``tests/unit/test_validation.py`` checks that for every detector.
     """
 
     @classmethod

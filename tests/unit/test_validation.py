@@ -8,11 +8,14 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import FrozenInstanceError
+from dataclasses import FrozenInstanceError, dataclass
 from pathlib import Path
+from typing import Annotated
 
 import pytest
+from pydantic import Field
 
+from avmon.detectors.base import DetectorConfig
 from avmon.detectors.black import BlackConfig
 from avmon.detectors.config import AnalysisConfig
 from avmon.detectors.freeze import FreezeConfig
@@ -25,6 +28,19 @@ from avmon.usage import Usage
 from avmon.validation import number, writable_dir, writable_file
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_field_with_its_own_constraint_keeps_it():
+    @dataclass(frozen=True)
+    class TiltConfig(DetectorConfig):
+        tilt: Annotated[float, Field(ge=-90, le=90)] = 0.0   # no unit rule would allow < 0
+        min_duration_s: float = 1.0
+
+    assert TiltConfig.from_mapping({"tilt": -45}).tilt == -45.0
+    with pytest.raises(ConfigError, match="tilt = 91: must be <= 90"):
+        TiltConfig.from_mapping({"tilt": 91})
+    with pytest.raises(ConfigError, match="min_duration_s = -1: must be >= 0"):
+        TiltConfig.from_mapping({"min_duration_s": -1})
 
 
 def test_detector_config_keeps_its_dataclass_behaviour():

@@ -98,7 +98,7 @@ def test_audio_only_skips_video_detectors(capsys, tmp_path):
     assert [d["detector"] for d in json.loads(stdout)["defects"]] == ["silence"]
 
 
-@pytest.mark.parametrize("args, words", [
+@pytest.mark.parametrize(("args", "words"), [
     (["analyze", "x.mp4", "--detectors", "freeze,wobble"], ["unknown detector", "wobble"]),
     (["analyze", "x.mp4", "--frobnicate"], ["unrecognized arguments"]),
     (["synth", "o.mp4", "--duration", "5", "--defects", "freeze@1"], ["bad defect"]),
@@ -125,7 +125,7 @@ def test_bad_config_file(capsys, clip, tmp_path):
     one_line_error(err, "c.json", "not valid JSON")
 
 
-@pytest.mark.parametrize("make, words", [
+@pytest.mark.parametrize(("make", "words"), [
     (lambda p: None, ["no such file"]),
     (lambda p: p.write_bytes(b""), ["empty file"]),
     (lambda p: p.write_bytes(bytes(range(256)) * 64), ["not readable as media"]),
@@ -139,7 +139,7 @@ def test_simulate_refuses_bad_input_before_deploying(capsys, tmp_path, clip, mak
         one_line_error(err, "in.mp4", *words)
 
 
-@pytest.mark.parametrize("args, words", [
+@pytest.mark.parametrize(("args", "words"), [
     (["--segment-seconds", "0.1"], ["--segment-seconds", "'0.1'", ">= 0.5"]),
     (["--frames-per-invocation", "-3"], ["--frames-per-invocation", "'-3'", ">= 0"]),
     (["--workflow", "lambda"], ["invalid choice"]),
@@ -555,7 +555,7 @@ def bad_files(tmp_path: Path) -> Path:
     return tmp_path
 
 
-@pytest.mark.parametrize("args, words, leftovers", CASES)
+@pytest.mark.parametrize(("args", "words", "leftovers"), CASES)
 def test_bad_input_table(capsys, bad_files, monkeypatch, args, words, leftovers):
     monkeypatch.chdir(bad_files)
     before = sorted(p.name for p in bad_files.iterdir())
@@ -575,8 +575,8 @@ def test_the_table_covers_every_command():
     assert len(CASES) >= 250
 
 
-@pytest.mark.parametrize("failure, code", [(KeyboardInterrupt, 130), (OSError(28, "No space left"
-                                                                              " on device"), 2)])
+@pytest.mark.parametrize(("failure", "code"), [
+    (KeyboardInterrupt, 130), (OSError(28, "No space left on device"), 2)])
 def test_synth_leaves_no_half_written_stream(capsys, tmp_path, monkeypatch, failure, code):
     """Interrupted or out of space mid-encode: the partial stream is removed, not left to be
     mistaken for a labelled one."""

@@ -192,7 +192,7 @@ def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
     return code, out, err
 
 
-@pytest.mark.parametrize("raised, code, line", [
+@pytest.mark.parametrize(("raised", "code", "line"), [
     ("StorageThrottledError", 75, "avmon: error: SlowDown"),
     ("KeyboardInterrupt", 130, "avmon: interrupted"),
     ("MediaTruncatedError", 3, "avmon: error: SlowDown"),

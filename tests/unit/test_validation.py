@@ -63,7 +63,7 @@ def test_defaults_pass_their_own_rules():
     PipelineConfig.from_mapping(json.loads(PipelineConfig().to_json()))
 
 
-@pytest.mark.parametrize("values, line", [
+@pytest.mark.parametrize(("values", "line"), [
     ({"luma_max": float("nan")}, "x.json: black.luma_max = nan: must be a whole number"),
     ({"min_fraction": float("nan")}, "x.json: black.min_fraction = nan: must be a finite number"),
     ({"min_fraction": float("inf")}, "x.json: black.min_fraction = inf: must be a finite number"),
@@ -164,7 +164,7 @@ def test_usage_prices_quotas_and_truth_files(tmp_path):
         load_truth(t)
 
 
-@pytest.mark.parametrize("kind, bounds, text, ok", [
+@pytest.mark.parametrize(("kind", "bounds", "text", "ok"), [
     (int, {"ge": 0, "le": 16}, "16", 16), (int, {"ge": 0, "le": 16}, "17", None),
     (int, {"ge": 0, "le": 16}, "2.5", None), (int, {"ge": 0, "le": 16}, "1e1", None),
     (int, {"ge": 0, "le": 16}, "true", None), (int, {"ge": 0, "le": 16}, " 3 ", 3),

@@ -160,6 +160,23 @@ def test_simulate_in_a_terminal_with_the_report_into_a_pipe(tiny):
     assert report["usage"]["executions"] == 1
 
 
+def test_benchmark_of_a_saved_run_in_a_terminal_and_through_pipes(tmp_path):
+    """Re-pricing a saved run: the designs' bar on a terminal, the table through a pipe."""
+    from tests.unit.test_cost_and_limits import USAGE
+    saved = tmp_path / "sim.json"
+    saved.write_text(json.dumps({"source": "x.mp4", "duration_s": 60.0, "defects": [],
+                                 "usage": USAGE, "pipeline": {"workflow_type": "STANDARD"}}))
+    code, shown, piped = in_terminal(["benchmark", "--usage", str(saved), "--report",
+                                      str(tmp_path / "r")], stdout_pipe=True)
+    assert code == 0, shown
+    assert "Traceback" not in shown
+    assert "report written to" in shown
+    assert "serverless-original" in piped and "sfn_transitions" in piped
+    p = through_pipes(["benchmark", "--usage", str(saved), "--json"])
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["designs"]["serverless-original"]["sustained_streams"] == 200
+
+
 class FakeTerminal(io.StringIO):
     """Where tqdm draws when it believes it is on a terminal."""
 

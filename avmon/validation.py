@@ -35,12 +35,7 @@ STRICT = ConfigDict(strict=True, allow_inf_nan=False, extra="forbid", frozen=Tru
 # The same for records avmon wrote itself and reads back (saved runs): extra keys are fine.
 STRICT_OPEN = ConfigDict(strict=True, allow_inf_nan=False, extra="ignore", frozen=True)
 
-# Annotated numbers, named by what they allow.
-NonNegative = Annotated[float, Field(ge=0)]
-Positive = Annotated[float, Field(gt=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
-Count = Annotated[int, Field(ge=0)]
-
 
 
 class DefectRecord(BaseModel):

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 
 from avmon.detectors.registry import NAMES
 from avmon.documents import read_document
@@ -398,6 +398,15 @@ class TruthFile(BaseModel):
     model_config = STRICT_OPEN
 
     defects: list[DefectRecord]
+
+    @field_validator("defects")
+    @classmethod
+    def _known_detectors(cls, defects: list[DefectRecord]) -> list[DefectRecord]:
+        # a misspelt detector would be scored against nothing: every detection a false positive
+        for d in defects:
+            if d.detector not in NAMES:
+                raise ValueError(f"unknown detector {d.detector!r}; known: {', '.join(NAMES)}")
+        return defects
 
 
 def load_truth(path: Path) -> list[Defect]:

@@ -440,7 +440,8 @@ def _cases() -> list[Any]:
     for name, words in [("binary", ["not a text file"]), ("list", ["[1]", "must be a table"]),
                         ("nodefects", ["defects is missing"]),
                         ("nan", ["defects.0.start_s = nan", "finite"]),
-                        ("conf", ["defects.0.confidence = 7", "<= 1"])]:
+                        ("conf", ["defects.0.confidence = 7", "<= 1"]),
+                        ("detector", ["unknown detector 'blak'", "known: freeze"])]:
         add(f"evaluate-truth-{name}", ["evaluate", "{d}/truth-" + name], words)
 
     # simulate: settings only (each fails before anything is deployed)
@@ -546,7 +547,8 @@ def bad_files(tmp_path: Path) -> Path:
     truths = {"binary": bytes(range(256)), "list": b"[1]", "nodefects": b'{"source": "x"}',
               "nan": b'{"defects": [{"detector": "black", "start_s": NaN, "end_s": 1}]}',
               "conf": b'{"defects": [{"detector": "black", "start_s": 0, "end_s": 1,'
-                      b' "confidence": 7}]}'}
+                      b' "confidence": 7}]}',
+              "detector": b'{"defects": [{"detector": "blak", "start_s": 0, "end_s": 1}]}'}
     for name, content in truths.items():
         folder = tmp_path / f"truth-{name}"
         folder.mkdir()

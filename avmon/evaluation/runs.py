@@ -180,4 +180,4 @@ def format_scores(result: dict[str, Any]) -> str:
             lines.append(f"  {stream}: {f'{len(mine)} false alarms' if mine else 'none'}")
             lines += [f"    {a['tool']:<7}{a['detector']:<17}{a['start_s']:>7.2f} -"
                       f"{a['end_s']:>7.2f} s" for a in mine]
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in lines)

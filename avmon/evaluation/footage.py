@@ -615,6 +615,8 @@ def build_real_footage(out: Path, names: Sequence[str] | None = None, jobs: int 
             return list(pool.map(one, chosen))
     finally:
         shutil.rmtree(shop.work, ignore_errors=True)
+        for part in out.glob(".part-*"):  # a stream whose making failed or was interrupted
+            part.unlink(missing_ok=True)
 
 
 def write_truth(path: Path, stream: RealStream, defects: Sequence[Defect]) -> Path:

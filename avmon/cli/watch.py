@@ -66,8 +66,8 @@ def run_watch(args: argparse.Namespace) -> int:
             for sink in sinks:
                 sink.send(event)
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         for sink in sinks:
             sink.close(timeout=5.0)
     stats = monitor.stats
@@ -78,9 +78,9 @@ def run_watch(args: argparse.Namespace) -> int:
              + ", ".join(f"{counts[k]} {k}" for k in ("open", "update", "close"))]
     for sink in sinks:
         if isinstance(sink, SpooledSink):
-            s = sink.stats
-            lines.append(f"  sink {s.name}: {s.delivered} delivered, {s.pending} spooled for"
-                         f" later, {s.rejected} rejected"
-                         + (f" (last error: {s.last_error})" if s.last_error else ""))
+            st = sink.stats
+            lines.append(f"  sink {st.name}: {st.delivered} delivered, {st.pending} spooled for"
+                         f" later, {st.rejected} rejected"
+                         + (f" (last error: {st.last_error})" if st.last_error else ""))
     sys.stderr.write("\n".join(lines) + "\n")
     return 0

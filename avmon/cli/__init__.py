@@ -119,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--vs-ffmpeg", action="store_true", help="score ffmpeg's filters too")
 
-    from avmon.cli import serve
+    from avmon.cli import serve, watch
+    watch.register(sub)
     serve.register(sub)
     return parser
 

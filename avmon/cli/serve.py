@@ -23,6 +23,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
                    help="DynamoDB lease table: share the streams with other serve processes")
     p.add_argument("--lease-seconds", type=float, default=30.0,
                    help="a dead process's streams are taken over within this (default 30)")
+    p.add_argument("--spool-dir", type=Path, default=None,
+                   help="where undelivered webhook/SNS events wait, per stream"
+                        " (default ~/.local/state/avmon/spool)")
     p.add_argument("--poll", type=float, default=1.0,
                    help="seconds between checks of the streams file (default 1)")
     p.set_defaults(handler=run)
@@ -38,7 +41,9 @@ def run(args: argparse.Namespace) -> int:
         owner = f"{socket.gethostname()}-{os.getpid()}"
         leases = LeaseManager(DynamoLeaseStore(args.leases), owner,
                               lease_s=args.lease_seconds)
-    service = Service(args.streams, leases=leases, poll_s=args.poll)
+    from avmon.cli.watch import _default_spool
+    service = Service(args.streams, leases=leases, poll_s=args.poll,
+                      spool_dir=args.spool_dir or _default_spool())
     http = ServiceHttp(service, args.host, args.port)
     http.start()
     stop = threading.Event()

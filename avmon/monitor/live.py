@@ -95,6 +95,11 @@ class _Ended:
 class _OpenFailed:
     reason: str
 
+    @property
+    def timed_out(self) -> bool:
+        # FFmpeg's interrupt callback (PyAV's timeout) ends a wait as "immediate exit requested"
+        return any(w in self.reason for w in ("immediate exit requested", "timed out"))
+
 
 @dataclass(frozen=True)
 class _Health:
@@ -118,7 +123,13 @@ class _Counters:
     decode_errors: int
 
 
-_Item = VideoFrame | AudioBuffer | _Opened | _Ended | _OpenFailed | _Health | _Anchor | _Counters
+@dataclass(frozen=True)
+class _Fatal:
+    error: AvmonError
+
+
+_Item = (VideoFrame | AudioBuffer | _Opened | _Ended | _OpenFailed | _Health | _Anchor
+         | _Counters | _Fatal)
 
 
 @dataclass
@@ -237,7 +248,8 @@ class Monitor:
 
         A source that ends cleanly (a local file, an HLS playlist's end tag) ends the iteration
         after closing what is open; a live source that ends otherwise is an ``input_loss`` and
-        is reopened. Raises AvmonError if called twice.
+        is reopened. Raises MediaOpenError for a local file that cannot be read, AvmonError if
+        called twice.
         """
         if self._consumed:
             raise AvmonError("Monitor.events() can be consumed once")
@@ -267,7 +279,8 @@ class Monitor:
                 self._opened(item)
                 yield from self._set(ORIGIN_UNREACHABLE, False)
             elif isinstance(item, _OpenFailed):
-                yield from self._set(ORIGIN_UNREACHABLE, True, {"reason": item.reason})
+                if not item.timed_out:  # a silent UDP input is a loss, not an unreachable origin
+                    yield from self._set(ORIGIN_UNREACHABLE, True, {"reason": item.reason})
                 yield from self._watchdog()
             elif isinstance(item, _Health):
                 if item.detector == GAP:
@@ -279,6 +292,8 @@ class Monitor:
                 self._need_anchor = False
             elif isinstance(item, _Counters):
                 self._update_stats(decode_errors=self._stats.decode_errors + item.decode_errors)
+            elif isinstance(item, _Fatal):
+                raise item.error
             elif isinstance(item, _Ended):
                 if item.clean:
                     ended = item
@@ -299,20 +314,25 @@ class Monitor:
 
     def _media(self, item: VideoFrame | AudioBuffer) -> Iterator[DefectEvent]:
         now = self.clock()
-        self._last_media_wall = now
         if not self._scanners:
             self._active, _ = runnable(self.detectors, True, True)
             self._rotate()
         is_video = isinstance(item, VideoFrame)
         edge = self._video_edge if is_video else self._audio_seen
         t_end = item.t + item.duration
+        # The demuxer hands over the last packet it held when a read times out: late media,
+        # not media arriving again. Only fresh media (or a restart's reset clock) feeds the
+        # watchdog and ends an input loss.
+        fresh = edge is None or item.t >= edge - 0.1 or item.t < edge - 1.0
+        if fresh:
+            self._last_media_wall = now
         if edge is not None and (item.t > edge + max(self.gap_threshold_s, 3.0 / self._fps)
                                  or item.t < edge - 1.0):
             yield from self._discontinuity(edge, item.t, now)
         if self._need_anchor or not self._anchors:
             self._anchors.append(_Anchor(item.t, now))
             self._need_anchor = False
-        if INPUT_LOSS in self._open:
+        if INPUT_LOSS in self._open and fresh:
             yield from self._set(INPUT_LOSS, False, end_s=item.t)
         if self._chunk_start is None:
             self._chunk_start = item.t
@@ -589,6 +609,9 @@ class Monitor:
                     if ended.clean and self.live:
                         ended = _Ended(f"source ended: {ended.reason}", False)
             except MediaOpenError as exc:
+                if not self.live:  # a file that cannot be read is bad input, not an outage
+                    self._put(_Fatal(exc))
+                    return
                 if not self._put(_OpenFailed(str(exc))):
                     return
                 ended = _Ended(str(exc), False)
@@ -596,7 +619,7 @@ class Monitor:
                 if not self._put(_OpenFailed(f"{type(exc).__name__}: {exc}")):
                     return
                 ended = _Ended(str(exc), False)
-            if ended.clean or not self.reconnect:
+            if ended.clean or not self.reconnect or not self.live:
                 self._put(_Ended(ended.reason, True))
                 return
             self._put(ended)

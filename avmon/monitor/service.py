@@ -13,9 +13,10 @@ process) and ``/streams`` (JSON).
 
 from __future__ import annotations
 
-import importlib
 import json
+import os
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -67,10 +68,12 @@ class StreamSpec(BaseModel):
     @classmethod
     def _known_sinks(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         for s in v:
-            kind = s.split(":", 1)[0]
-            if kind not in SINK_KINDS:
-                raise ValueError(f"unknown sink {s!r}; known: {', '.join(SINK_KINDS)}"
-                                 " (webhook:URL, sns or sns:TOPIC_ARN)")
+            kind, _, target = s.partition(":")
+            ok = (s == "stdout" or (kind == "sns" and (not target or target.startswith("arn:")))
+                  or (kind == "webhook" and target.startswith(("http://", "https://"))))
+            if not ok:
+                raise ValueError(f"unknown sink {s!r}; use stdout, webhook:http(s)://URL,"
+                                 " sns:TOPIC_ARN or sns (the topic in AVMON_TOPIC_ARN)")
         return v
 
     @field_validator("config")
@@ -133,12 +136,9 @@ def load_streams(path: Path) -> StreamsFile:
 
 # -- sinks ---------------------------------------------------------------------------------------
 
-SINK_KINDS = ("stdout", "webhook", "sns")
-
-
 class Sink(Protocol):
     def send(self, event: DefectEvent) -> None: ...
-    def close(self) -> None: ...
+    def close(self, timeout: float = 5.0) -> None: ...
 
 
 class LineSink:
@@ -152,27 +152,38 @@ class LineSink:
     def send(self, event: DefectEvent) -> None:
         out = self.out or sys.stdout
         with self._lock:
-            out.write(event.to_json_line() + "\n")
-            out.flush()
+            try:
+                out.write(event.to_json_line() + "\n")
+                out.flush()
+            except (BrokenPipeError, ValueError):
+                pass  # a closed reader must not stop the monitoring
 
-    def close(self) -> None:
+    def close(self, timeout: float = 5.0) -> None:
         pass
 
 
 SinkFactory = Callable[[str, str], Sink]   # (sink spec, stream id) -> Sink
 
 
-def default_sink_factory(spec: str, stream: str) -> Sink:
-    """stdout here; webhook and SNS come from ``avmon.monitor.sinks``. Raises ConfigError."""
-    if spec == "stdout":
-        return LineSink()
-    try:  # built beside ``avmon watch``; imported by name until it is merged everywhere
-        sinks = importlib.import_module("avmon.monitor.sinks")
-    except ImportError:
-        raise ConfigError(f"stream {stream}: sink {spec!r} is not available in this build"
-                          ) from None
-    made: Sink = sinks.make_sink(spec)
-    return made
+def make_sink_factory(spool_dir: Path) -> SinkFactory:
+    """Sinks as ``avmon watch`` makes them (``avmon.monitor.sinks``: webhook and SNS spooled to
+    disk under ``spool_dir/<stream>``), stdout shared by every stream. ``sns`` alone means the
+    topic in ``AVMON_TOPIC_ARN`` (the deployed service's). The factory raises ConfigError."""
+
+    def make(spec: str, stream: str) -> Sink:
+        if spec == "stdout":
+            return LineSink()
+        if spec == "sns":
+            topic = os.environ.get("AVMON_TOPIC_ARN")
+            if not topic:
+                raise ConfigError(f"stream {stream}: sink 'sns' needs AVMON_TOPIC_ARN set,"
+                                  " or name the topic: sns:TOPIC_ARN")
+            spec = f"sns:{topic}"
+        from avmon.monitor.sinks import build_sinks
+        (sink,) = build_sinks([spec], spool_dir=spool_dir / stream)
+        return sink
+
+    return make
 
 
 # -- one stream ----------------------------------------------------------------------------------
@@ -302,11 +313,13 @@ class Service:
 
     def __init__(self, streams_path: Path, *, monitor_factory: MonitorFactory | None = None,
                  sink_factory: SinkFactory | None = None, leases: LeaseManager | None = None,
+                 spool_dir: Path | None = None,
                  poll_s: float = 1.0, backoff: Backoff = Backoff(),
                  log: Callable[[str], None] | None = None) -> None:
         self.path = streams_path
         self.monitor_factory = monitor_factory or default_monitor_factory
-        self.sink_factory = sink_factory or default_sink_factory
+        self.sink_factory = sink_factory or make_sink_factory(
+            spool_dir or Path(tempfile.gettempdir()) / "avmon-spool")
         self.leases = leases
         self.poll_s = poll_s
         self.backoff = backoff

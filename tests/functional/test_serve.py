@@ -212,6 +212,7 @@ class _Null:
      "streams[0].detectors: unknown detector(s) frieze"),
     ("streams: [{id: a, source: x}, {id: a, source: y}]", "streams: stream id 'a' appears twice"),
     ("streams: [{id: a, source: x, sinks: [pager]}]", "streams[0].sinks: unknown sink 'pager'"),
+    ("streams: [{id: a, source: x, sinks: [\"webhook:ftp://h\"]}]", "unknown sink"),
     ("streams: [{id: a, source: x, colour: red}]", "streams[0].colour: Extra inputs"),
     ("{streams: [", "not valid JSON or YAML"),
     ("[]", "top level: Input should be a valid dictionary"),
@@ -233,3 +234,34 @@ def test_serve_cli_bad_file_is_one_line_and_exit_2(tmp_path):
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr == f"avmon: error: {bad}: streams[0].source: Field required\n"
+
+
+def test_events_reach_each_streams_own_sinks(tmp_path, clip):
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[dict] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/events"
+    streams = tmp_path / "s.yaml"
+    streams.write_text(f"streams:\n  - {{id: hooked, source: '{clip}', detectors: [freeze],"
+                       f" sinks: ['webhook:{url}']}}\n")
+    service = Service(streams, spool_dir=tmp_path / "spool", log=lambda m: None)
+    try:
+        service.reconcile()
+        assert service.runners["hooked"].join(60)
+    finally:
+        service.shutdown()
+        server.shutdown()
+    assert [(e["event"], e["detector"], e["stream"]) for e in received] == \
+        [("open", "freeze", "hooked"), ("close", "freeze", "hooked")]

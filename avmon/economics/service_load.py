@@ -204,11 +204,11 @@ def _max_lag(base_url: str, current: float | None) -> float | None:
             state = json.loads(r.read())
     except OSError:
         return current
-    lags = [s["monitor"]["lag_s"] for s in state["streams"]
+    lags = [float(s["monitor"]["lag_s"]) for s in state["streams"]
             if s.get("monitor") and s["monitor"].get("lag_s") is not None]
     if not lags:
         return current
-    return max(max(lags), current if current is not None else -math.inf)
+    return float(max(max(lags), current if current is not None else -math.inf))
 
 
 def _origin(received: Sequence[tuple[float, dict[str, Any]]],

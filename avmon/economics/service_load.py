@@ -135,8 +135,10 @@ def measure_serve(clip: Path, streams: int, profile: str = "", *,
             raise AvmonError(f"avmon serve did not start: {banner.strip()}")
         base_url = "http://" + banner.split("http://")[1].split("/metrics")[0]
         _wait_running(base_url, streams)
-        senders, started = [], time.time()
+        # each stream's clock starts when its sender does (16 senders take a while to start)
+        senders, started = [], []
         for p in ports:
+            started.append(time.time())
             senders.append(subprocess.Popen(
                 ["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-i", str(clip), "-c", "copy",
                  "-f", "mpegts", f"udp://127.0.0.1:{p}?pkt_size=1316"]))
@@ -228,7 +230,7 @@ def _origin(received: Sequence[tuple[float, dict[str, Any]]],
 
 
 def _score(result: RunResult, received: Sequence[tuple[float, dict[str, Any]]],
-           truth: Sequence[dict[str, Any]], started: float, origin: float,
+           truth: Sequence[dict[str, Any]], started: Sequence[float], origin: float,
            minimum: dict[str, float], streams: int) -> None:
     for i in range(streams):
         sid = f"s{i:02d}"
@@ -241,14 +243,14 @@ def _score(result: RunResult, received: Sequence[tuple[float, dict[str, Any]]],
                 result.missed.append(f"{sid} {d['detector']}@{d['start_s']} open")
                 continue
             t_open, ev = opened[0]
-            on_air_min = started + d["start_s"] + minimum.get(d["detector"], 0.0)
+            on_air_min = started[i] + d["start_s"] + minimum.get(d["detector"], 0.0)
             result.latencies_open_s.append(round(t_open - on_air_min, 3))
             closed = [t for t, e in mine if e["event"] == "close"
                       and e["defect_id"] == ev["defect_id"]]
             if not closed:
                 result.missed.append(f"{sid} {d['detector']}@{d['start_s']} close")
                 continue
-            result.latencies_close_s.append(round(closed[0] - (started + d["end_s"]), 3))
+            result.latencies_close_s.append(round(closed[0] - (started[i] + d["end_s"]), 3))
 
 
 @dataclass(frozen=True)

@@ -69,10 +69,17 @@ class RunResult:
     latencies_close_s: list[float] = field(default_factory=list)
     missed: list[str] = field(default_factory=list)
     lag_s_max: float | None = None
+    stream_s: float = 0.0   # media seconds the streams advanced in the window, summed
 
     @property
     def cpu_per_stream_second(self) -> float:
-        return self.cpu_s / (self.window_s * self.streams)
+        """CPU seconds per second of media watched (a starved process watches less)."""
+        return self.cpu_s / (self.stream_s or self.window_s * self.streams)
+
+    @property
+    def live_streams(self) -> float:
+        """Streams' worth of media processed per second of the window (N when keeping up)."""
+        return self.stream_s / self.window_s if self.stream_s else float(self.streams)
 
 
 def make_clip(folder: Path, profile: Profile, duration: float = 20.0,
@@ -144,22 +151,32 @@ def measure_serve(clip: Path, streams: int, profile: str = "", *,
                  "-f", "mpegts", f"udp://127.0.0.1:{p}?pkt_size=1316"]))
         # the window: every stream live, before any sender ends
         time.sleep(2.0)
-        cpu0, t0 = _cpu_s(serve.pid), time.monotonic()
+        cpu0, t0, media0 = _cpu_s(serve.pid), time.monotonic(), _media(base_url)
         peak, lag_max = 0.0, None
         while time.monotonic() - t0 < duration - 3.5:
             peak = max(peak, _rss_mb(serve.pid))
             lag_max = _max_lag(base_url, lag_max)
             time.sleep(0.5)
-        cpu1, t1 = _cpu_s(serve.pid), time.monotonic()
+        cpu1, t1, media1 = _cpu_s(serve.pid), time.monotonic(), _media(base_url)
         for s in senders:
             s.wait(timeout=duration + 30)
-        time.sleep(2.5)  # let the last closes arrive (close bound: 2 s over UDP)
-        peak = max(peak, _rss_mb(serve.pid))
+        # a process that fell behind is still working through its queues: wait for it
+        deadline, last = time.monotonic() + 30, None
+        while time.monotonic() < deadline:
+            now = _media(base_url)
+            if now == last:
+                break
+            last = now
+            peak = max(peak, _rss_mb(serve.pid))
+            time.sleep(1.0)
+        time.sleep(1.5)  # the last closes
         serve.terminate()
         serve.wait(timeout=60)
         reader.join(10)
+    stream_s = sum(media1[k] - media0[k] for k in media1 if k in media0)
     result = RunResult(profile=profile, streams=streams, window_s=round(t1 - t0, 3),
-                       cpu_s=round(cpu1 - cpu0, 3), peak_rss_mb=round(peak, 1), lag_s_max=lag_max)
+                       cpu_s=round(cpu1 - cpu0, 3), peak_rss_mb=round(peak, 1), lag_s_max=lag_max,
+                       stream_s=round(stream_s, 3))
     _score(result, received, truth, started, _origin(received, truth), minimum, streams)
     if log:
         log(f"{profile or clip.name}: {streams} streams, {result.cpu_per_stream_second:.4f}"
@@ -197,6 +214,15 @@ def _wait_running(base_url: str, streams: int, timeout: float = 60.0) -> None:
             return
         time.sleep(0.2)
     raise AvmonError(f"avmon serve did not start {streams} streams in {timeout:.0f} s")
+
+
+def _media(base_url: str) -> dict[str, float]:
+    """Each stream's media time now (seconds on its clock)."""
+    import urllib.request
+    with urllib.request.urlopen(base_url + "/streams", timeout=5) as r:
+        state = json.loads(r.read())
+    return {s["id"]: float(s["monitor"]["media_time_s"]) for s in state["streams"]
+            if s.get("monitor") and s["monitor"].get("media_time_s") is not None}
 
 
 def _max_lag(base_url: str, current: float | None) -> float | None:
@@ -276,18 +302,29 @@ class Fit:
 
 
 def fit(one: RunResult, many: RunResult) -> Fit:
-    """The per-process and per-stream parts from a 1-stream and an N-stream run."""
+    """The per-process and per-stream parts from a 1-stream and an N-stream run: cores used and
+    peak memory against the streams' worth of media each run processed per second."""
     if many.streams <= one.streams:
         raise AvmonError("fit needs runs with different stream counts")
-    def cpu(r: RunResult) -> float:  # cores used on average
+
+    def cores(r: RunResult) -> float:
         return r.cpu_s / r.window_s
 
-    n = many.streams - one.streams
-    per_cpu = (cpu(many) - cpu(one)) / n
-    per_mb = (many.peak_rss_mb - one.peak_rss_mb) / n
-    return Fit(many.profile, round(max(0.0, cpu(one) - per_cpu * one.streams), 4),
+    per_cpu = (cores(many) - cores(one)) / (many.live_streams - one.live_streams)
+    per_mb = (many.peak_rss_mb - one.peak_rss_mb) / (many.streams - one.streams)
+    return Fit(many.profile, round(max(0.0, cores(one) - per_cpu * one.live_streams), 4),
                round(per_cpu, 5), round(one.peak_rss_mb - per_mb * one.streams, 1),
                round(per_mb, 1))
+
+
+def usage_for_designs(f: Fit, vcpu: float = 2.0, memory_gb: float = 4.0) -> dict[str, float]:
+    """The ``single-process`` usage that ``avmon.economics.designs.compare`` prices, from a fit:
+    CPU per stream-second with the process's base shared by a full task's streams, and memory
+    per stream likewise (so TaskSize.streams gives the same count as ``streams_per_task``)."""
+    n = max(1, f.streams_per_task(vcpu, memory_gb))
+    return {"cpu_per_stream_second": round(f.cpu_per_stream + f.base_cpu / n, 5),
+            "peak_mb": round(f.mb_per_stream + f.base_mb / n, 1),
+            "streams_per_task": n}
 
 
 def run_load(folder: Path, plan: Sequence[tuple[str, int]], duration: float = 20.0,
@@ -302,8 +339,8 @@ def run_load(folder: Path, plan: Sequence[tuple[str, int]], duration: float = 20
         many = measure_serve(clip, n, name, log=log)
         f = fit(one, many)
         out["profiles"][name] = {
-            "runs": [asdict(one) | {"cpu_per_stream_second": one.cpu_per_stream_second},
-                     asdict(many) | {"cpu_per_stream_second": many.cpu_per_stream_second}],
+            "runs": [asdict(r) | {"cpu_per_stream_second": round(r.cpu_per_stream_second, 5),
+                                  "live_streams": round(r.live_streams, 2)} for r in (one, many)],
             "fit": asdict(f), "streams_per_vcpu": f.streams_per_vcpu(),
             "streams_per_task": {f"{v:g} vCPU / {g:g} GB": f.streams_per_task(v, g)
                                  for v, g in FARGATE_SIZES}}

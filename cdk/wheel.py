@@ -31,7 +31,10 @@ class LocalWheelBundling:
                 shutil.copy2(ROOT / name, src / name)
             shutil.copytree(ROOT / "avmon", src / "avmon",
                             ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            # build isolation: pip fetches the build backend pyproject.toml names (the
+            # project's venv need not hold setuptools' wheel support)
             subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                            "--no-build-isolation", "-w", output_dir, str(src)], check=True)
+                            "-w", output_dir, str(src)], check=True,
+                           stdout=subprocess.DEVNULL)
         shutil.copy2(SERVICE_REQUIREMENTS, Path(output_dir) / "requirements.txt")
         return True

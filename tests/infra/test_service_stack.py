@@ -19,7 +19,10 @@ NO_BUNDLING = {"aws:cdk:bundling-stacks": []}
 def synth(tmp: Path, **context: Any) -> tuple[Any, dict[str, Any]]:
     from cdk.app import build_app
     app = build_app(context={**NO_BUNDLING, **context}, outdir=str(tmp))
-    return app, app.synth().get_stack_by_name(SERVICE_STACK_NAME).template
+    stack = app.synth().get_stack_by_name(SERVICE_STACK_NAME)
+    warnings = [str(m.entry.data) for m in stack.messages if m.level.name != "INFO"]
+    assert not warnings, warnings  # e.g. an unset cross-stack reference strength
+    return app, stack.template
 
 
 @pytest.fixture(scope="module")

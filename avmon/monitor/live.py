@@ -332,8 +332,10 @@ class Monitor:
         if self._need_anchor or not self._anchors:
             self._anchors.append(_Anchor(item.t, now))
             self._need_anchor = False
-        if INPUT_LOSS in self._open and fresh:
-            yield from self._set(INPUT_LOSS, False, end_s=item.t)
+        if INPUT_LOSS in self._open:
+            lost_at = self._open[INPUT_LOSS].start_s
+            if item.t >= lost_at - 0.05 or item.t < lost_at - 1.0:  # back, or restarted
+                yield from self._set(INPUT_LOSS, False, end_s=item.t)
         if self._chunk_start is None:
             self._chunk_start = item.t
         elif is_video and item.t >= self._chunk_start + self.chunk_s:
@@ -522,8 +524,12 @@ class Monitor:
                                            {**self._open[key].details, "closed_by": INPUT_LOSS})
         elif not active and detector in self._open:
             o = self._open[detector]
-            o.last_end = end_s if end_s is not None else edge
-            yield from self._close(detector, o.last_end, o.details)
+            end = end_s if end_s is not None else edge
+            details = dict(o.details)
+            if end < o.start_s:  # the source came back on a reset clock
+                details["resumed_at_s"] = round(end, 3)
+            o.last_end = max(end, o.start_s)
+            yield from self._close(detector, o.last_end, details)
 
     def _watchdog(self) -> Iterator[DefectEvent]:
         last = self._last_media_wall

@@ -2,13 +2,12 @@
 
 FFmpeg's HLS demuxer skips a segment that fails to load, retries a playlist that stopped
 growing for ever, and keeps the segments' EXT-X-PROGRAM-DATE-TIME to itself. This reader polls
-the media playlist (RFC 8216: again after one target duration when it changed, half of one when
-it did not), downloads each new MPEG-TS segment once, in media-sequence order, and writes the
-bytes into one continuous stream that the decoder reads like a single MPEG-TS input. On the way
-it reports input health: a segment that failed to load or left the playlist before it was read
-(``gap``), a playlist that stopped growing (``stale_playlist``), a playlist that cannot be
-fetched (``origin_unreachable``); and it maps each segment's first packet to its program date
-and time, so events carry the stream's UTC.
+the media playlist (every half target duration), downloads each new MPEG-TS segment once, in
+media-sequence order, and writes the bytes into one continuous stream that the decoder reads
+like a single MPEG-TS input. On the way it reports input health: a segment that failed to load
+or left the playlist before it was read (``gap``), a playlist that stopped growing
+(``stale_playlist``), a playlist that cannot be fetched (``origin_unreachable``); and it maps
+each segment's first packet to its program date and time, so events carry the stream's UTC.
 """
 
 from __future__ import annotations
@@ -260,7 +259,9 @@ class HlsFeed:
                 if playlist.ended and (not segs or next_seq > segs[-1].sequence):
                     self.ended_with_tag = True
                     return
-                self._wait(playlist.target_duration if grew else playlist.target_duration / 2)
+                # half a target duration between reloads, changed or not: RFC 8216 asks for a
+                # whole one after a change, which would add up to a segment to every alert
+                self._wait(playlist.target_duration / 2)
         finally:
             self._pipe.close()
 

@@ -50,6 +50,7 @@ from avmon.model import Defect
 from avmon.monitor.analysis import runnable
 
 Clock = Callable[[], float]
+_SLOW = frozenset({"av_sync"})  # detectors re-merged every slow_eval_interval_s only
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class MonitorStats:
     reconnects: int = 0
     gaps: int = 0
     last_media_wall: float | None = None  # POSIX time the last media arrived
+    evidence_chunks: int = 0         # chunks of evidence kept (bounded by retention_s)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -186,7 +188,8 @@ class Monitor:
                  stream_id: str | None = None, detectors: Sequence[str] | None = None,
                  input_timeout: float = 5.0, reconnect: bool = True,
                  backoff: tuple[float, float] = (0.5, 8.0), eval_interval_s: float = 0.5,
-                 chunk_s: float = 10.0, retention_s: float = 60.0,
+                 slow_eval_interval_s: float = 2.0, chunk_s: float = 10.0,
+                 retention_s: float = 30.0,
                  gap_threshold_s: float = 0.5, clock: Clock = time.time) -> None:
         self.source = source
         self.config = config or AnalysisConfig()
@@ -196,6 +199,7 @@ class Monitor:
         self.reconnect = reconnect
         self.backoff = backoff
         self.eval_interval_s = eval_interval_s
+        self.slow_eval_interval_s = slow_eval_interval_s
         self.chunk_s = chunk_s
         self.retention_s = retention_s
         self.gap_threshold_s = gap_threshold_s
@@ -217,10 +221,12 @@ class Monitor:
         self._audio_seen: float | None = None   # end of the audio received
         self._fps = 25.0
         self._next_eval: float = float("-inf")
+        self._next_slow_eval: float = float("-inf")
         self._open: dict[str, _OpenDefect] = {}
         self._closed: deque[tuple[str, float, float]] = deque(maxlen=256)
         self._anchors: deque[_Anchor] = deque(maxlen=64)
         self._need_anchor = True
+        self._program_clock = False  # UTC from the playlist's program date-time, not receipt
         self._last_media_wall: float | None = None
         self._pending_gap_details: dict[str, Any] = {}
         self._started_wall = 0.0
@@ -288,6 +294,7 @@ class Monitor:
                 else:
                     yield from self._set(item.detector, item.active, item.details)
             elif isinstance(item, _Anchor):
+                self._program_clock = True
                 self._anchors.append(item)
                 self._need_anchor = False
             elif isinstance(item, _Counters):
@@ -332,11 +339,22 @@ class Monitor:
         if self._need_anchor or not self._anchors:
             self._anchors.append(_Anchor(item.t, now))
             self._need_anchor = False
-        if INPUT_LOSS in self._open and fresh:
-            yield from self._set(INPUT_LOSS, False, end_s=item.t)
+        elif not self._program_clock and fresh:
+            # On the receive clock, the media that arrived soonest after its time is the best
+            # estimate of when it was sent: what the demuxer buffered while probing arrives late.
+            last = self._anchors[-1]
+            if now - item.t < last.wall - last.media_t - 0.001:
+                self._anchors[-1] = _Anchor(last.media_t, last.media_t + (now - item.t))
+        if INPUT_LOSS in self._open:
+            lost_at = self._open[INPUT_LOSS].start_s
+            if item.t >= lost_at - 0.05 or item.t < lost_at - 1.0:  # back, or restarted
+                yield from self._set(INPUT_LOSS, False, end_s=item.t)
         if self._chunk_start is None:
             self._chunk_start = item.t
-        elif is_video and item.t >= self._chunk_start + self.chunk_s:
+        elif isinstance(item, VideoFrame) and item.t >= self._chunk_start + self.chunk_s and (
+                item.keyframe or item.t >= self._chunk_start + 3 * self.chunk_s):
+            # chunks start at keyframes, as the pipeline's segments do: damage propagated by
+            # prediction ends at a keyframe, so no scanner state is lost at the boundary
             self._rotate(item.t)
         if is_video:
             assert isinstance(item, VideoFrame)
@@ -408,20 +426,27 @@ class Monitor:
         if edge is not None:
             while self._chunks and self._chunks[0][0] < edge - self.retention_s:
                 self._chunks.popleft()
+        with self._lock:
+            self._stats = replace(self._stats, evidence_chunks=len(self._chunks))
 
     def _evaluate(self, force: bool = False) -> Iterator[DefectEvent]:
         if not self._scanners and not self._chunks:
             return
-        evidence: dict[str, list[Evidence]] = {d.name: [] for d in self._active}
-        for _, chunk in self._chunks:
-            for name, ev in chunk.items():
-                evidence.setdefault(name, []).append(ev)
-        for name, s in self._scanners.items():
-            evidence.setdefault(name, []).append(s.evidence())
+        edge = max((e for e in (self._video_edge, self._audio_edge) if e is not None),
+                   default=0.0)
+        slow_due = force or edge >= self._next_slow_eval
+        if slow_due:
+            self._next_slow_eval = edge + self.slow_eval_interval_s
+        # A/V sync compares every cue with its neighbours (quadratic in the cues kept) and
+        # needs 5 s to report anything: it is re-merged less often than the others
+        evaluated = [d for d in self._active if slow_due or d.name not in _SLOW]
         found: list[Defect] = []
-        for det in self._active:
-            found += det.finalize(evidence.get(det.name, []))
-        yield from self._diff(found)
+        for det in evaluated:
+            evidence = [chunk[det.name] for _, chunk in self._chunks if det.name in chunk]
+            if det.name in self._scanners:
+                evidence.append(self._scanners[det.name].evidence())
+            found += det.finalize(evidence)
+        yield from self._diff(found, {d.name for d in evaluated})
 
     def _edge_for(self, detector: str) -> float | None:
         if detector in ("silence", "clipping"):
@@ -439,7 +464,7 @@ class Monitor:
             return 0.05
         return 1.5 / self._fps
 
-    def _diff(self, found: list[Defect]) -> Iterator[DefectEvent]:
+    def _diff(self, found: list[Defect], evaluated: set[str]) -> Iterator[DefectEvent]:
         """Turn one finalize result into events against what is open."""
         seen: set[str] = set()
         for d in sorted(found, key=lambda d: (d.start_s, d.detector)):
@@ -481,7 +506,7 @@ class Monitor:
         # content defects that vanished from the result (their evidence expired) end where
         # they were last seen
         for key in [k for k, o in self._open.items() if k not in seen
-                    and o.detector in {det.name for det in self._active}]:
+                    and o.detector in evaluated]:
             yield from self._close(key, self._open[key].last_end, self._open[key].details)
 
     def _close(self, key: str, end_s: float, details: dict[str, Any]) -> Iterator[DefectEvent]:
@@ -522,8 +547,12 @@ class Monitor:
                                            {**self._open[key].details, "closed_by": INPUT_LOSS})
         elif not active and detector in self._open:
             o = self._open[detector]
-            o.last_end = end_s if end_s is not None else edge
-            yield from self._close(detector, o.last_end, o.details)
+            end = end_s if end_s is not None else edge
+            details = dict(o.details)
+            if end < o.start_s:  # the source came back on a reset clock
+                details["resumed_at_s"] = round(end, 3)
+            o.last_end = max(end, o.start_s)
+            yield from self._close(detector, o.last_end, details)
 
     def _watchdog(self) -> Iterator[DefectEvent]:
         last = self._last_media_wall

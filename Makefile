@@ -33,6 +33,7 @@ demo: setup
 lint: $(STAMP)
 	$(BIN)/ruff check avmon functions cdk tests benchmarks app.py
 	$(BIN)/mypy avmon functions cdk
+	$(BIN)/lint-imports
 
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 

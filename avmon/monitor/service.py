@@ -25,15 +25,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-import yaml
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from avmon.detectors import NAMES
 from avmon.detectors.config import AnalysisConfig
+from avmon.detectors.registry import NAMES
+from avmon.documents import parse_document, read_document
 from avmon.errors import ConfigError
 from avmon.events import DefectEvent
 from avmon.monitor.leases import LeaseManager
@@ -108,13 +108,32 @@ class StreamsFile(BaseModel):
         return v
 
 
-def parse_streams(text: str, name: str = "streams file") -> StreamsFile:
-    """Parse a streams file (JSON or YAML; JSON is YAML). Raises ConfigError in one line naming
-    the first bad field, e.g. ``streams.yaml: streams[1].source: Field required``."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{name}: not valid JSON or YAML ({str(exc).splitlines()[0]})") from None
+def parse_streams(text: str, name: str = "streams.yaml") -> StreamsFile:
+    """Parse a streams file's text (JSON if ``name`` ends in .json, else YAML, which JSON also
+    is). Raises ConfigError in one line naming the first bad field, e.g.
+    ``streams.yaml: streams[1].source: Field required``."""
+    suffix = ".json" if name.endswith(".json") else ".yaml"
+    return validate_streams(parse_document(text, suffix, name, "a streams list"), name)
+
+
+def load_streams(path: Path) -> StreamsFile:
+    """Read and parse a streams file (``.json`` as JSON, anything else as YAML).
+
+    Raises ConfigError (unreadable, not JSON/YAML, or invalid)."""
+    if path.suffix.lower() in (".json", ".yaml", ".yml"):
+        data = read_document(path, "a streams list")
+    else:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or "not a text file"
+            raise ConfigError(f"{path}: cannot read a streams list ({reason})") from None
+        data = parse_document(text, ".yaml", str(path), "a streams list")
+    return validate_streams(data, str(path))
+
+
+def validate_streams(data: Any, name: str) -> StreamsFile:
+    """Raises ConfigError naming the first bad field (and how many more there are)."""
     try:
         return StreamsFile.model_validate(data)
     except ValidationError as exc:
@@ -123,15 +142,6 @@ def parse_streams(text: str, name: str = "streams file") -> StreamsFile:
         msg = err["msg"].removeprefix("Value error, ")
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise ConfigError(f"{name}: {where.lstrip('.') or 'top level'}: {msg}{more}") from None
-
-
-def load_streams(path: Path) -> StreamsFile:
-    """Read and parse a streams file. Raises ConfigError (unreadable or invalid)."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the streams file ({exc.strerror})") from None
-    return parse_streams(text, str(path))
 
 
 # -- sinks ---------------------------------------------------------------------------------------

@@ -207,14 +207,14 @@ class _Null:
         pass
 
 
-@pytest.mark.parametrize("text, message", [
+@pytest.mark.parametrize(("text", "message"), [
     ("streams: [{id: a, source: x, detectors: [frieze]}]",
      "streams[0].detectors: unknown detector(s) frieze"),
     ("streams: [{id: a, source: x}, {id: a, source: y}]", "streams: stream id 'a' appears twice"),
     ("streams: [{id: a, source: x, sinks: [pager]}]", "streams[0].sinks: unknown sink 'pager'"),
     ("streams: [{id: a, source: x, sinks: [\"webhook:ftp://h\"]}]", "unknown sink"),
     ("streams: [{id: a, source: x, colour: red}]", "streams[0].colour: Extra inputs"),
-    ("{streams: [", "not valid JSON or YAML"),
+    ("{streams: [", "not valid YAML"),
     ("[]", "top level: Input should be a valid dictionary"),
     ('{"streams": [{"id": "a", "source": "x", "config": {"freeze": {"speed": 1}}}]}',
      "streams[0].config:"),

@@ -48,7 +48,7 @@ def main() -> int:
 def format_result(result: dict) -> str:
     lines = [f"{'profile':8} {'N':>3} {'CPU s/stream-s':>14} {'MB/stream':>9} {'base MB':>7}"
              f" {'streams/vCPU':>12} {'open lat p50/max s':>18} {'close max s':>11}"
-             f" {'missed':>6}"]
+             f" {'missed':>6} {'load':>5}"]
     for name, p in result["profiles"].items():
         many = p["runs"][1]
         f = p["fit"]
@@ -59,7 +59,7 @@ def format_result(result: dict) -> str:
             f" {statistics.median(lat) if lat else float('nan'):>8.2f}/"
             f"{max(lat, default=float('nan')):<9.2f}"
             f" {max(many['latencies_close_s'], default=float('nan')):>11.2f}"
-            f" {len(many['missed']):>6}")
+            f" {len(many['missed']):>6} {many.get('load_avg') or float('nan'):>5.1f}")
     sizes = list(next(iter(result["profiles"].values()))["streams_per_task"])
     lines.append("")
     lines.append("streams per Fargate task (70% CPU target, 10% memory reserve):")

@@ -70,6 +70,7 @@ class RunResult:
     missed: list[str] = field(default_factory=list)
     lag_s_max: float | None = None
     stream_s: float = 0.0   # media seconds the streams advanced in the window, summed
+    load_avg: float | None = None  # the machine's 1-minute load average at the window's end
 
     @property
     def cpu_per_stream_second(self) -> float:
@@ -149,15 +150,18 @@ def measure_serve(clip: Path, streams: int, profile: str = "", *,
             senders.append(subprocess.Popen(
                 ["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-i", str(clip), "-c", "copy",
                  "-f", "mpegts", f"udp://127.0.0.1:{p}?pkt_size=1316"]))
-        # the window: every stream live, before any sender ends
-        time.sleep(2.0)
+        # the window: from when every stream has media until just before the first sender ends
+        time.sleep(1.0)
+        while len(_media(base_url)) < streams and time.time() < started[0] + duration / 2:
+            time.sleep(0.2)
         cpu0, t0, media0 = _cpu_s(serve.pid), time.monotonic(), _media(base_url)
         peak, lag_max = 0.0, None
-        while time.monotonic() - t0 < duration - 3.5:
+        while time.time() < started[0] + duration - 1.0:
             peak = max(peak, _rss_mb(serve.pid))
             lag_max = _max_lag(base_url, lag_max)
             time.sleep(0.5)
         cpu1, t1, media1 = _cpu_s(serve.pid), time.monotonic(), _media(base_url)
+        load = os.getloadavg()[0]
         for s in senders:
             s.wait(timeout=duration + 30)
         # a process that fell behind is still working through its queues: wait for it
@@ -176,13 +180,14 @@ def measure_serve(clip: Path, streams: int, profile: str = "", *,
     stream_s = sum(media1[k] - media0[k] for k in media1 if k in media0)
     result = RunResult(profile=profile, streams=streams, window_s=round(t1 - t0, 3),
                        cpu_s=round(cpu1 - cpu0, 3), peak_rss_mb=round(peak, 1), lag_s_max=lag_max,
-                       stream_s=round(stream_s, 3))
+                       stream_s=round(stream_s, 3), load_avg=round(load, 1))
     _score(result, received, truth, started, _origin(received, truth), minimum, streams)
     if log:
         log(f"{profile or clip.name}: {streams} streams, {result.cpu_per_stream_second:.4f}"
             f" CPU s per stream-second, peak {result.peak_rss_mb:.0f} MB, missed"
             f" {len(result.missed)}, open latency max"
-            f" {max(result.latencies_open_s, default=float('nan')):.2f} s")
+            f" {max(result.latencies_open_s, default=float('nan')):.2f} s, load average"
+            f" {result.load_avg}")
     return result
 
 

@@ -39,8 +39,9 @@ def run(args: argparse.Namespace) -> int:
     if args.leases:
         from avmon.monitor.aws_leases import DynamoLeaseStore
         owner = f"{socket.gethostname()}-{os.getpid()}"
-        leases = LeaseManager(DynamoLeaseStore(args.leases), owner,
-                              lease_s=args.lease_seconds)
+        store = DynamoLeaseStore(args.leases)
+        store.scan()  # a missing table or no permission: one line now, not a silent idle task
+        leases = LeaseManager(store, owner, lease_s=args.lease_seconds)
     from avmon.cli.watch import _default_spool
     service = Service(args.streams, leases=leases, poll_s=args.poll,
                       spool_dir=args.spool_dir or _default_spool())

@@ -343,6 +343,7 @@ class Service:
         self._specs: dict[str, StreamSpec] = {}
         self._owned: frozenset[str] | None = None
         self._next_lease_tick = 0.0
+        self._start_errors: dict[str, tuple[StreamSpec, str]] = {}
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
         self.registry.register(_StreamCollector(self))
@@ -408,11 +409,16 @@ class Service:
                     self._start(spec)
 
     def _start(self, spec: StreamSpec) -> None:
+        failed = self._start_errors.get(spec.id)
+        if failed is not None and failed[0] == spec:
+            return  # said once; tried again when its entry in the streams file changes
         try:
             sinks = [self.sink_factory(s, spec.id) for s in spec.sinks]
         except ConfigError as exc:
-            self.log(f"avmon serve: stream {spec.id}: {exc}")
+            self._start_errors[spec.id] = (spec, str(exc))
+            self.log(f"avmon serve: stream {spec.id} not started: {exc}")
             return
+        self._start_errors.pop(spec.id, None)
         runner = StreamRunner(spec, sinks, self.monitor_factory, self.backoff, self.log)
         self.runners[spec.id] = runner
         runner.start()
@@ -459,6 +465,7 @@ class Service:
             runners = list(self.runners.values())
         return {"streams": [r.status() for r in runners],
                 "configured": sorted(self._specs), "config_error": self.config_error,
+                "not_started": {sid: why for sid, (_, why) in self._start_errors.items()},
                 "reloads": self.reloads,
                 "owner": self.leases.owner if self.leases is not None else None}
 

@@ -265,3 +265,21 @@ def test_events_reach_each_streams_own_sinks(tmp_path, clip):
         server.shutdown()
     assert [(e["event"], e["detector"], e["stream"]) for e in received] == \
         [("open", "freeze", "hooked"), ("close", "freeze", "hooked")]
+
+
+def test_a_stream_whose_sink_cannot_be_made_is_reported_once_and_the_others_run(
+        tmp_path, clip, monkeypatch):
+    monkeypatch.delenv("AVMON_TOPIC_ARN", raising=False)
+    streams = tmp_path / "s.yaml"
+    streams.write_text(f"streams:\n  - {{id: ok, source: '{clip}', detectors: [black]}}\n"
+                       f"  - {{id: nosns, source: '{clip}', sinks: [sns]}}\n")
+    lines: list[str] = []
+    service = Service(streams, spool_dir=tmp_path / "spool", log=lines.append)
+    try:
+        service.reconcile()
+        service.reconcile()
+        assert set(service.runners) == {"ok"}
+        assert "AVMON_TOPIC_ARN" in service.status()["not_started"]["nosns"]
+        assert sum("nosns not started" in x for x in lines) == 1
+    finally:
+        service.shutdown()

@@ -58,6 +58,28 @@ def _proc_rss_mib(pid: int) -> float:
     return 0.0
 
 
+def _watch_playlist(path: Path, published: list[float]) -> None:
+    """Note when each segment appears in the playlist, against its program date-time + length."""
+    seen: set[str] = set()
+    while True:
+        try:
+            lines = path.read_text().splitlines()
+        except OSError:
+            lines = []
+        pdt = length = None
+        for ln in lines:
+            if ln.startswith("#EXTINF:"):
+                length = float(ln[8:].split(",")[0])
+            elif ln.startswith("#EXT-X-PROGRAM-DATE-TIME:"):
+                text = ln.split(":", 1)[1]
+                pdt = _epoch(f"{text[:-2]}:{text[-2:]}" if text[-5] in "+-" else text)
+            elif ln and not ln.startswith("#") and ln not in seen:
+                seen.add(ln)
+                if pdt is not None and length is not None:
+                    published.append(time.time() - (pdt + length))
+        time.sleep(0.05)
+
+
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
         return None
@@ -94,8 +116,13 @@ def main() -> int:
                "expr:gte(t,n_forced*2)", "-c:a", "aac", "-f", "hls", "-hls_time", "2",
                "-hls_list_size", "6", "-hls_flags", "program_date_time+delete_segments",
                str(work / "live.m3u8")]
-    sender = subprocess.Popen(["ffmpeg", "-nostdin", "-loglevel", "error", "-re",
+    # the clip's corrupted packets make a re-encoding sender log every concealed block
+    sender = subprocess.Popen(["ffmpeg", "-nostdin", "-loglevel", "fatal", "-re",
                                "-stream_loop", "-1", "-i", str(clip), *out])
+    published: list[float] = []  # HLS: how late each segment appeared after its media ended
+    if args.mode == "hls":
+        threading.Thread(target=_watch_playlist, args=(work / "live.m3u8", published),
+                         daemon=True).start()
     watcher = subprocess.Popen([sys.executable, "-m", "avmon", "watch", source, "--json",
                                 "--spool-dir", str(work / "spool")],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
@@ -109,6 +136,7 @@ def main() -> int:
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     start = time.time()
+    load0 = os.getloadavg()[0]
     time.sleep(10)
     cpu0, t0 = _proc_cpu(watcher.pid), time.time()
     rss: list[float] = []
@@ -141,6 +169,12 @@ def main() -> int:
         print(f"{name:17} {kind:6} {len(xs):3d} {statistics.median(xs):9.2f} {max(xs):7.2f}")
     others = sorted({str(e["detector"]) for _, e in arrivals} - set(MIN_S))
     print(f"other findings: {', '.join(others) or 'none'}")
+    if published:
+        print(f"HLS segments appeared in the playlist {statistics.median(published):.2f} s"
+              f" (median), {max(published):.2f} s (max) after their media ended"
+              f" ({len(published)} segments)")
+    print(f"load average {load0:.1f} at start, {os.getloadavg()[0]:.1f} at end"
+          f" ({os.cpu_count()} cores)")
     print(f"CPU {100 * cpu:.1f}% of one core; RSS MiB first {rss[0]:.0f}, last {rss[-1]:.0f},"
           f" max {max(rss):.0f} ({len(rss)} samples)")
     print(err.strip().splitlines()[0] if err.strip() else "(no summary)")

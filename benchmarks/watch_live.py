@@ -58,7 +58,7 @@ def _proc_rss_mib(pid: int) -> float:
     return 0.0
 
 
-def _watch_playlist(path: Path, published: list[float]) -> None:
+def _watch_playlist(path: Path, published: list[tuple[float, float, float]]) -> None:
     """Note when each segment appears in the playlist, against its program date-time + length."""
     seen: set[str] = set()
     while True:
@@ -76,7 +76,7 @@ def _watch_playlist(path: Path, published: list[float]) -> None:
             elif ln and not ln.startswith("#") and ln not in seen:
                 seen.add(ln)
                 if pdt is not None and length is not None:
-                    published.append(time.time() - (pdt + length))
+                    published.append((pdt, length, time.time()))
         time.sleep(0.05)
 
 
@@ -87,7 +87,9 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--mode", choices=["udp", "hls"], default="udp")
+    ap.add_argument("--mode", choices=["udp", "hls", "long-file"], default="udp")
+    ap.add_argument("--loops", type=int, default=60,
+                    help="long-file: the clip repeated this many times (minutes of media)")
     ap.add_argument("--seconds", type=float, default=180.0)
     ap.add_argument("--size", default="640x360")
     ap.add_argument("--out", type=Path, default=ROOT / "bench-out")
@@ -99,6 +101,8 @@ def main() -> int:
         subprocess.run([sys.executable, "-m", "avmon", "synth", str(clip), "--duration", "60",
                         "--size", args.size, "--defects", DEFECTS], check=True, env=env,
                        stdout=subprocess.DEVNULL)
+    if args.mode == "long-file":
+        return long_file(clip, args.loops, env)
     work = Path(tempfile.mkdtemp(prefix="watch-bench-"))
     server = None
     if args.mode == "udp":
@@ -119,7 +123,7 @@ def main() -> int:
     # the clip's corrupted packets make a re-encoding sender log every concealed block
     sender = subprocess.Popen(["ffmpeg", "-nostdin", "-loglevel", "fatal", "-re",
                                "-stream_loop", "-1", "-i", str(clip), *out])
-    published: list[float] = []  # HLS: how late each segment appeared after its media ended
+    published: list[tuple[float, float, float]] = []  # HLS: (program time, length, appeared)
     if args.mode == "hls":
         threading.Thread(target=_watch_playlist, args=(work / "live.m3u8", published),
                          daemon=True).start()
@@ -154,6 +158,7 @@ def main() -> int:
         server.shutdown()
 
     lat: dict[tuple[str, str], list[float]] = {}
+    own: list[float] = []  # HLS: from the segment holding the due moment appearing to the alert
     for wall, e in arrivals:
         name, kind = str(e["detector"]), str(e["event"])
         if name not in MIN_S or (kind == "close" and "closed_by" in dict(e["details"])):  # type: ignore[call-overload]
@@ -162,6 +167,9 @@ def main() -> int:
                else _epoch(str(e["end_utc"])) if kind == "close" else None)
         if due is not None:
             lat.setdefault((name, kind), []).append(wall - due)
+            seg = next((p for p in published if p[0] <= due < p[0] + p[1]), None)
+            if seg is not None:
+                own.append(wall - max(seg[2], due))
     print(f"avmon watch, {args.mode}, {args.size} 25 fps H.264 + AAC, {args.seconds:.0f} s"
           f" ({args.seconds / 60:.1f} loops of the 60 s clip)")
     print(f"{'detector':17} {'event':6} {'n':>3} {'median s':>9} {'max s':>7}")
@@ -170,13 +178,47 @@ def main() -> int:
     others = sorted({str(e["detector"]) for _, e in arrivals} - set(MIN_S))
     print(f"other findings: {', '.join(others) or 'none'}")
     if published:
-        print(f"HLS segments appeared in the playlist {statistics.median(published):.2f} s"
-              f" (median), {max(published):.2f} s (max) after their media ended"
-              f" ({len(published)} segments)")
+        late = [appeared - (pdt + length) for pdt, length, appeared in published]
+        print(f"HLS segments appeared in the playlist {statistics.median(late):.2f} s"
+              f" (median), {max(late):.2f} s (max) after their media ended"
+              f" ({len(late)} segments)")
+    if own:
+        print(f"from the segment appearing to the event: median {statistics.median(own):.2f} s,"
+              f" max {max(own):.2f} s ({len(own)} events)")
     print(f"load average {load0:.1f} at start, {os.getloadavg()[0]:.1f} at end"
           f" ({os.cpu_count()} cores)")
     print(f"CPU {100 * cpu:.1f}% of one core; RSS MiB first {rss[0]:.0f}, last {rss[-1]:.0f},"
           f" max {max(rss):.0f} ({len(rss)} samples)")
+    print(err.strip().splitlines()[0] if err.strip() else "(no summary)")
+    return 0
+
+
+def long_file(clip: Path, loops: int, env: dict[str, str]) -> int:
+    """Memory over a long stream, at decode speed: the clip repeated ``loops`` times."""
+    long = clip.with_name(f"{clip.stem}-x{loops}.ts")
+    if not long.exists():
+        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-stream_loop",
+                        str(loops - 1), "-i", str(clip), "-c", "copy", str(long)], check=True)
+    watcher = subprocess.Popen([sys.executable, "-m", "avmon", "watch", str(long), "--json"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    samples: list[tuple[float, float]] = []
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(watcher.stdout or []), daemon=True).start()
+    start = time.time()
+    while watcher.poll() is None:
+        try:
+            samples.append((time.time() - start, _proc_rss_mib(watcher.pid)))
+        except OSError:
+            break
+        time.sleep(2)
+    _, err = watcher.communicate()
+    print(f"avmon watch on {loops} min of media ({long.name}), at decode speed:"
+          f" {time.time() - start:.0f} s, {len(lines)} events")
+    n = len(samples)
+    for label, (t, rss) in (("first", samples[min(2, n - 1)]), ("middle", samples[n // 2]),
+                            ("last", samples[-1])):
+        print(f"RSS {label:6} sample at {t:5.0f} s: {rss:.0f} MiB")
+    print(f"RSS max {max(r for _, r in samples):.0f} MiB over {n} samples")
     print(err.strip().splitlines()[0] if err.strip() else "(no summary)")
     return 0
 

@@ -15,7 +15,9 @@ still open keeps the start it was announced with.
 
 Two threads: an ingest thread opens the source (reconnecting with backoff), decodes and queues
 frames; the caller's thread (``events()``) scans, finalizes, and is the wall-clock watchdog that
-raises ``input_loss`` when no media has arrived for ``input_timeout`` seconds.
+raises ``input_loss`` when no media has arrived for ``input_timeout`` seconds. A service
+watching many streams runs one ``events()`` loop per stream in its own thread, reads ``stats``
+from any thread, and calls ``stop()`` to end one stream without touching the others.
 """
 
 from __future__ import annotations

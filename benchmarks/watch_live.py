@@ -58,6 +58,28 @@ def _proc_rss_mib(pid: int) -> float:
     return 0.0
 
 
+def _watch_playlist(path: Path, published: list[tuple[float, float, float]]) -> None:
+    """Note when each segment appears in the playlist, against its program date-time + length."""
+    seen: set[str] = set()
+    while True:
+        try:
+            lines = path.read_text().splitlines()
+        except OSError:
+            lines = []
+        pdt = length = None
+        for ln in lines:
+            if ln.startswith("#EXTINF:"):
+                length = float(ln[8:].split(",")[0])
+            elif ln.startswith("#EXT-X-PROGRAM-DATE-TIME:"):
+                text = ln.split(":", 1)[1]
+                pdt = _epoch(f"{text[:-2]}:{text[-2:]}" if text[-5] in "+-" else text)
+            elif ln and not ln.startswith("#") and ln not in seen:
+                seen.add(ln)
+                if pdt is not None and length is not None:
+                    published.append((pdt, length, time.time()))
+        time.sleep(0.05)
+
+
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
         return None
@@ -65,7 +87,9 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--mode", choices=["udp", "hls"], default="udp")
+    ap.add_argument("--mode", choices=["udp", "hls", "long-file"], default="udp")
+    ap.add_argument("--loops", type=int, default=60,
+                    help="long-file: the clip repeated this many times (minutes of media)")
     ap.add_argument("--seconds", type=float, default=180.0)
     ap.add_argument("--size", default="640x360")
     ap.add_argument("--out", type=Path, default=ROOT / "bench-out")
@@ -77,6 +101,8 @@ def main() -> int:
         subprocess.run([sys.executable, "-m", "avmon", "synth", str(clip), "--duration", "60",
                         "--size", args.size, "--defects", DEFECTS], check=True, env=env,
                        stdout=subprocess.DEVNULL)
+    if args.mode == "long-file":
+        return long_file(clip, args.loops, env)
     work = Path(tempfile.mkdtemp(prefix="watch-bench-"))
     server = None
     if args.mode == "udp":
@@ -94,8 +120,13 @@ def main() -> int:
                "expr:gte(t,n_forced*2)", "-c:a", "aac", "-f", "hls", "-hls_time", "2",
                "-hls_list_size", "6", "-hls_flags", "program_date_time+delete_segments",
                str(work / "live.m3u8")]
-    sender = subprocess.Popen(["ffmpeg", "-nostdin", "-loglevel", "error", "-re",
+    # the clip's corrupted packets make a re-encoding sender log every concealed block
+    sender = subprocess.Popen(["ffmpeg", "-nostdin", "-loglevel", "fatal", "-re",
                                "-stream_loop", "-1", "-i", str(clip), *out])
+    published: list[tuple[float, float, float]] = []  # HLS: (program time, length, appeared)
+    if args.mode == "hls":
+        threading.Thread(target=_watch_playlist, args=(work / "live.m3u8", published),
+                         daemon=True).start()
     watcher = subprocess.Popen([sys.executable, "-m", "avmon", "watch", source, "--json",
                                 "--spool-dir", str(work / "spool")],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
@@ -109,6 +140,7 @@ def main() -> int:
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     start = time.time()
+    load0 = os.getloadavg()[0]
     time.sleep(10)
     cpu0, t0 = _proc_cpu(watcher.pid), time.time()
     rss: list[float] = []
@@ -126,6 +158,7 @@ def main() -> int:
         server.shutdown()
 
     lat: dict[tuple[str, str], list[float]] = {}
+    own: list[float] = []  # HLS: from the segment holding the due moment appearing to the alert
     for wall, e in arrivals:
         name, kind = str(e["detector"]), str(e["event"])
         if name not in MIN_S or (kind == "close" and "closed_by" in dict(e["details"])):  # type: ignore[call-overload]
@@ -134,6 +167,9 @@ def main() -> int:
                else _epoch(str(e["end_utc"])) if kind == "close" else None)
         if due is not None:
             lat.setdefault((name, kind), []).append(wall - due)
+            seg = next((p for p in published if p[0] <= due < p[0] + p[1]), None)
+            if seg is not None:
+                own.append(wall - max(seg[2], due))
     print(f"avmon watch, {args.mode}, {args.size} 25 fps H.264 + AAC, {args.seconds:.0f} s"
           f" ({args.seconds / 60:.1f} loops of the 60 s clip)")
     print(f"{'detector':17} {'event':6} {'n':>3} {'median s':>9} {'max s':>7}")
@@ -141,8 +177,48 @@ def main() -> int:
         print(f"{name:17} {kind:6} {len(xs):3d} {statistics.median(xs):9.2f} {max(xs):7.2f}")
     others = sorted({str(e["detector"]) for _, e in arrivals} - set(MIN_S))
     print(f"other findings: {', '.join(others) or 'none'}")
+    if published:
+        late = [appeared - (pdt + length) for pdt, length, appeared in published]
+        print(f"HLS segments appeared in the playlist {statistics.median(late):.2f} s"
+              f" (median), {max(late):.2f} s (max) after their media ended"
+              f" ({len(late)} segments)")
+    if own:
+        print(f"from the segment appearing to the event: median {statistics.median(own):.2f} s,"
+              f" max {max(own):.2f} s ({len(own)} events)")
+    print(f"load average {load0:.1f} at start, {os.getloadavg()[0]:.1f} at end"
+          f" ({os.cpu_count()} cores)")
     print(f"CPU {100 * cpu:.1f}% of one core; RSS MiB first {rss[0]:.0f}, last {rss[-1]:.0f},"
           f" max {max(rss):.0f} ({len(rss)} samples)")
+    print(err.strip().splitlines()[0] if err.strip() else "(no summary)")
+    return 0
+
+
+def long_file(clip: Path, loops: int, env: dict[str, str]) -> int:
+    """Memory over a long stream, at decode speed: the clip repeated ``loops`` times."""
+    long = clip.with_name(f"{clip.stem}-x{loops}.ts")
+    if not long.exists():
+        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-stream_loop",
+                        str(loops - 1), "-i", str(clip), "-c", "copy", str(long)], check=True)
+    watcher = subprocess.Popen([sys.executable, "-m", "avmon", "watch", str(long), "--json"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    samples: list[tuple[float, float]] = []
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(watcher.stdout or []), daemon=True).start()
+    start = time.time()
+    while watcher.poll() is None:
+        try:
+            samples.append((time.time() - start, _proc_rss_mib(watcher.pid)))
+        except OSError:
+            break
+        time.sleep(2)
+    _, err = watcher.communicate()
+    print(f"avmon watch on {loops} min of media ({long.name}), at decode speed:"
+          f" {time.time() - start:.0f} s, {len(lines)} events")
+    n = len(samples)
+    for label, (t, rss) in (("first", samples[min(2, n - 1)]), ("middle", samples[n // 2]),
+                            ("last", samples[-1])):
+        print(f"RSS {label:6} sample at {t:5.0f} s: {rss:.0f} MiB")
+    print(f"RSS max {max(r for _, r in samples):.0f} MiB over {n} samples")
     print(err.strip().splitlines()[0] if err.strip() else "(no summary)")
     return 0
 

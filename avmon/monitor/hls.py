@@ -47,6 +47,7 @@ class Playlist:
     media_sequence: int
     segments: tuple[Segment, ...]
     ended: bool  # EXT-X-ENDLIST: the stream is over, cleanly
+    unsupported: str | None = None  # why this reader cannot feed it (left to FFmpeg)
 
 
 def parse_playlist(text: str, base: str) -> Playlist:
@@ -55,7 +56,9 @@ def parse_playlist(text: str, base: str) -> Playlist:
     if not lines or lines[0] != "#EXTM3U":
         raise MediaOpenError(f"{base}: not an HLS playlist")
     if any(ln.startswith("#EXT-X-STREAM-INF") for ln in lines):
-        raise MediaOpenError(f"{base}: a master playlist; give one variant's media playlist")
+        return Playlist(0.0, 0, (), False, "a master playlist")
+    if any(ln.startswith("#EXT-X-MAP") for ln in lines):
+        return Playlist(0.0, 0, (), False, "fragmented MP4 segments")
     target, first_seq, ended = 6.0, 0, False
     segments: list[Segment] = []
     duration: float | None = None
@@ -149,6 +152,8 @@ class HlsFeed:
         self.clock = clock
         self.segments_read = 0
         self.ended_with_tag = False
+        self.unsupported: str | None = None
+        self._ready = threading.Event()           # the first playlist was read
         self._offsets: list[int] = []             # byte offset where each segment starts
         self._segments: list[Segment] = []
         self._anchored: set[int] = set()
@@ -165,8 +170,15 @@ class HlsFeed:
         self._pipe.close()
         self._thread.join(timeout=2.0)
 
-    def reader(self) -> MediaReader:
-        """The decoder over the segments, on the stream's own clock. Raises MediaOpenError."""
+    def reader(self) -> MediaReader | None:
+        """The decoder over the segments, on the stream's own clock; None if this playlist is
+        one this reader cannot feed (``unsupported`` says why). Blocks until the playlist was
+        read. Raises MediaOpenError."""
+        while not self._ready.wait(0.2):
+            if self._stopped():
+                raise MediaOpenError(f"{self.url}: stopped before the playlist was read")
+        if self.unsupported:
+            return None
         return MediaReader(cast(IO[bytes], self._pipe), format="mpegts", stream_clock=True)
 
     def on_packet(self, pos: int, t: float) -> None:
@@ -221,6 +233,10 @@ class HlsFeed:
                     self._wait(1.0)
                     continue
                 flag(ORIGIN_UNREACHABLE, False)
+                if playlist.unsupported:
+                    self.unsupported = playlist.unsupported
+                    return
+                self._ready.set()
                 segs = playlist.segments
                 if next_seq is None:  # join at the live edge, as players do
                     start = 0 if playlist.ended else max(0, len(segs) - self.live_edge_segments)
@@ -263,6 +279,7 @@ class HlsFeed:
                 # whole one after a change, which would add up to a segment to every alert
                 self._wait(playlist.target_duration / 2)
         finally:
+            self._ready.set()
             self._pipe.close()
 
     def _fetch_segment(self, seg: Segment) -> bytes:

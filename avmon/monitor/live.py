@@ -15,7 +15,9 @@ still open keeps the start it was announced with.
 
 Two threads: an ingest thread opens the source (reconnecting with backoff), decodes and queues
 frames; the caller's thread (``events()``) scans, finalizes, and is the wall-clock watchdog that
-raises ``input_loss`` when no media has arrived for ``input_timeout`` seconds.
+raises ``input_loss`` when no media has arrived for ``input_timeout`` seconds. A service
+watching many streams runs one ``events()`` loop per stream in its own thread, reads ``stats``
+from any thread, and calls ``stop()`` to end one stream without touching the others.
 """
 
 from __future__ import annotations
@@ -220,6 +222,7 @@ class Monitor:
         self._audio_edge: float | None = None   # end of the audio the scanners were fed
         self._audio_seen: float | None = None   # end of the audio received
         self._fps = 25.0
+        self._has_video = True
         self._next_eval: float = float("-inf")
         self._next_slow_eval: float = float("-inf")
         self._open: dict[str, _OpenDefect] = {}
@@ -230,6 +233,8 @@ class Monitor:
         self._last_media_wall: float | None = None
         self._pending_gap_details: dict[str, Any] = {}
         self._started_wall = 0.0
+        self._hls_by_ffmpeg = False  # HLS this reader cannot feed goes to FFmpeg's demuxer
+        self._clock_epoch = 0  # times the stream's clock restarted (media times repeat)
 
     # -- public ------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -245,8 +250,10 @@ class Monitor:
         """A consistent snapshot (safe from any thread)."""
         with self._lock:
             snap = self._stats
-        if snap.media_time_s is not None and self._anchors:
-            snap = replace(snap, lag_s=round(self.clock() - self._wall_of(snap.media_time_s), 3))
+        if snap.lag_s is not None and snap.last_media_wall is not None:
+            # the lag measured when media last arrived, grown by the time since
+            lag = snap.lag_s + max(0.0, self.clock() - snap.last_media_wall)
+            snap = replace(snap, lag_s=round(lag, 3))
         return snap
 
     def events(self) -> Iterator[DefectEvent]:
@@ -305,15 +312,16 @@ class Monitor:
                 if item.clean:
                     ended = item
                     break
-                yield from self._flush_audio()
+                self._flush_audio()
                 yield from self._watchdog()
-        yield from self._flush_audio()
+        self._flush_audio()
         yield from self._evaluate(force=True)
         yield from self._close_all(ended.reason if ended else "watch stopped")
         self._update_stats(state="ended" if ended else "stopped")
 
     def _opened(self, item: _Opened) -> None:
         self._fps = item.fps or 25.0
+        self._has_video = item.has_video
         self._active, _ = runnable(self.detectors, item.has_video, item.has_audio)
         # a (re)connection starts fresh scanners: nothing joins across it but real evidence
         self._rotate()
@@ -330,11 +338,15 @@ class Monitor:
         # The demuxer hands over the last packet it held when a read times out: late media,
         # not media arriving again. Only fresh media (or a restart's reset clock) feeds the
         # watchdog and ends an input loss.
-        fresh = edge is None or item.t >= edge - 0.1 or item.t < edge - 1.0
+        fresh = edge is None or item.t >= edge - 0.01 or item.t < edge - 1.0
         if fresh:
             self._last_media_wall = now
-        if edge is not None and (item.t > edge + max(self.gap_threshold_s, 3.0 / self._fps)
-                                 or item.t < edge - 1.0):
+        # jumps are judged on one track (video if any): audio demuxed just before a video jump
+        # would otherwise report the same gap twice
+        primary = is_video or not self._has_video
+        if primary and edge is not None and (
+                item.t > edge + max(self.gap_threshold_s, 3.0 / self._fps)
+                or item.t < edge - 1.0):
             yield from self._discontinuity(edge, item.t, now)
         if self._need_anchor or not self._anchors:
             self._anchors.append(_Anchor(item.t, now))
@@ -361,10 +373,11 @@ class Monitor:
             for s in self._scanners.values():
                 s.feed_video(item)
             self._video_edge = t_end if edge is None else max(edge, t_end)
+            lag = now - self._wall_of(self._video_edge)
             with self._lock:
                 self._stats = replace(self._stats, frames=self._stats.frames + 1,
                                       media_time_s=round(self._video_edge, 3), state="live",
-                                      last_media_wall=now)
+                                      last_media_wall=now, lag_s=round(lag, 3))
         else:
             assert isinstance(item, AudioBuffer)
             if (batch := self._batcher.push(item)) is not None:
@@ -388,28 +401,30 @@ class Monitor:
         end = batch.end()
         self._audio_edge = end if self._audio_edge is None else max(self._audio_edge, end)
 
-    def _flush_audio(self) -> Iterator[DefectEvent]:
+    def _flush_audio(self) -> None:
         if (batch := self._batcher.flush()) is not None and self._scanners:
             self._feed_audio(batch)
-        return iter(())
 
     def _discontinuity(self, edge: float, t: float, now: float) -> Iterator[DefectEvent]:
         """Media jumped (lost segments, a restarted encoder): a gap, and fresh scanners."""
-        yield from self._flush_audio()
+        self._flush_audio()
         yield from self._evaluate(force=True)
         self._rotate()
         self._video_edge = self._audio_edge = self._audio_seen = None
-        self._anchors.append(_Anchor(t, now))
+        if not self._program_clock:  # an HLS segment brings its own program date-time
+            self._anchors.append(_Anchor(t, now))
         details = {"from_s": round(edge, 3), "to_s": round(t, 3), **self._pending_gap_details}
         self._pending_gap_details = {}
         if t < edge:
             details["reason"] = "timestamps went back"
+            self._clock_epoch += 1
         lost = INPUT_LOSS in self._open
         # one cause, one alert: a jump across an input loss is that loss, not another finding
         if not lost:
             start, end = (edge, t) if t > edge else (t, t)
-            yield self._emit("open", GAP, start, None, 1.0, details, f"{start:.3f}")
-            yield self._emit("close", GAP, start, end, 1.0, details, f"{start:.3f}")
+            gap_id = self._defect_id(GAP, start)
+            yield self._emit("open", GAP, start, None, 1.0, details, gap_id)
+            yield self._emit("close", GAP, start, end, 1.0, details, gap_id)
             with self._lock:
                 self._stats = replace(self._stats, gaps=self._stats.gaps + 1)
 
@@ -496,7 +511,7 @@ class Monitor:
                 continue  # a revision of a closed defect, not a new one
             key = f"{d.detector}@{start:.3f}"
             o = _OpenDefect(d.detector, start, self._utc(start), d.end_s, d.confidence,
-                            dict(d.details), defect_id=f"{self.stream_id}/{d.detector}/{start:.3f}")
+                            dict(d.details), defect_id=self._defect_id(d.detector, start))
             self._open[key] = o
             seen.add(key)
             yield self._emit("open", d.detector, start, None, d.confidence, o.details,
@@ -533,7 +548,7 @@ class Monitor:
         if active and detector not in self._open:
             o = _OpenDefect(detector, edge, self._utc(edge, wall=True), edge, 1.0,
                             dict(details or {}),
-                            defect_id=f"{self.stream_id}/{detector}/{edge:.3f}/{self.clock():.0f}")
+                            defect_id=f"{self._defect_id(detector, edge)}@{self.clock():.0f}")
             self._open[detector] = o
             yield self._emit("open", detector, edge, None, 1.0, o.details, o.defect_id,
                              start_utc=o.start_utc)
@@ -559,11 +574,17 @@ class Monitor:
         started = self._started_wall
         since = self.clock() - (last if last is not None else started)
         if since >= self.input_timeout and INPUT_LOSS not in self._open:
-            yield from self._flush_audio()
+            self._flush_audio()
             yield from self._evaluate(force=True)
             yield from self._set(INPUT_LOSS, True, {"no_media_for_s": round(since, 1)})
 
     # -- times --------------------------------------------------------------------------------
+    def _defect_id(self, detector: str, start: float) -> str:
+        """Stable for the same media (a re-run announces the same ids, so sinks drop them),
+        distinct once the stream's clock restarted and media times repeat."""
+        epoch = f"~{self._clock_epoch}" if self._clock_epoch else ""
+        return f"{self.stream_id}/{detector}/{start:.3f}{epoch}"
+
     def _wall_of(self, media_t: float) -> float:
         anchors = self._anchors
         if not anchors:
@@ -581,8 +602,6 @@ class Monitor:
     def _emit(self, kind: EventKind, detector: str, start: float, end: float | None,
               confidence: float, details: dict[str, Any], defect_id: str, *,
               seq: int = 0, start_utc: str | None = None) -> DefectEvent:
-        if "/" not in defect_id:
-            defect_id = f"{self.stream_id}/{detector}/{defect_id}"
         event = DefectEvent(
             event=kind, stream=self.stream_id, detector=detector, start_s=start, end_s=end,
             start_utc=start_utc or self._utc(start),
@@ -620,22 +639,30 @@ class Monitor:
                     self._stats = replace(self._stats, reconnects=self._stats.reconnects + 1)
             got_media = False
             try:
-                if is_hls(self.source):
+                feed_reader = None
+                if is_hls(self.source) and not self._hls_by_ffmpeg:
                     from avmon.monitor.hls import HlsFeed  # the HLS reader only when needed
                     with HlsFeed(str(self.source), self._stop,
                                  on_health=lambda d, a, x: self._put(_Health(d, a, x)),
                                  on_anchor=lambda t, w: self._put(_Anchor(t, w))) as feed:
-                        ended = self._decode(feed.reader(), feed.on_packet)
-                        got_media = feed.segments_read > 0
-                        if ended.clean and not feed.ended_with_tag:
-                            ended = _Ended("live playlist ended without its end tag", False)
+                        feed_reader = feed.reader()
+                        if feed_reader is not None:
+                            ended = self._decode(feed_reader, feed.on_packet)
+                            got_media = feed.segments_read > 0
+                            if ended.clean and not feed.ended_with_tag:
+                                ended = _Ended("live playlist ended without its end tag", False)
+                        else:  # a master playlist, fMP4 segments: FFmpeg's demuxer reads them
+                            self._hls_by_ffmpeg = True
+                            attempts = 0  # not a reconnection: the same source, read otherwise
+                            continue
                 else:
                     reader = MediaReader(self.source, stream_clock=self.live,
                                          timeout=max(2.0, self.input_timeout) if self.live
                                          else None)
                     ended = self._decode(reader, None)
                     got_media = reader.stats.video_frames + reader.stats.audio_samples > 0
-                    if ended.clean and self.live:
+                    # FFmpeg's HLS demuxer reloads a live playlist until its end tag
+                    if ended.clean and self.live and not self._hls_by_ffmpeg:
                         ended = _Ended(f"source ended: {ended.reason}", False)
             except MediaOpenError as exc:
                 if not self.live:  # a file that cannot be read is bad input, not an outage

@@ -164,6 +164,41 @@ def test_udp_alerts_within_two_seconds_and_input_loss_within_five(live_clip: Pat
     assert watch.monitor.stats.frames > 250
 
 
+def test_udp_sender_that_dies_and_returns_is_one_loss_then_resumed(live_clip: Path) -> None:
+    port = free_udp_port()
+    watch = Watch(Monitor(f"udp://127.0.0.1:{port}", stream_id="back", input_timeout=2.0,
+                          backoff=(0.2, 1.0)))
+    first = send_udp(live_clip, port)
+    try:
+        watch.wait_for(lambda e: e.detector == "freeze" and e.event == "open", 10)
+        stop_process(first, signal.SIGKILL)  # mid-freeze: the picture stops with the input
+        killed = time.time()
+        lost = watch.wait_for(lambda e: e.detector == "input_loss" and e.event == "open", 6)
+        assert lost - killed <= 5.0
+        time.sleep(1.0)
+        second = send_udp(live_clip, port)  # the encoder restarts: its clock starts again
+        try:
+            watch.wait_for(lambda e: e.detector == "input_loss" and e.event == "close", 10)
+            watch.wait_for(lambda e: e.detector == "freeze" and e.event == "open"
+                           and e.start_s < 5 and e.defect_id != _first_freeze(watch), 10)
+        finally:
+            stop_process(second)
+    finally:
+        stop_process(first)
+    events = watch.finish()
+    check_pairs(events)
+    freeze_close = next(e for e in events if e.detector == "freeze" and e.event == "close")
+    assert freeze_close.details["closed_by"] == "input_loss"
+    # one cause, one alert: nothing but the loss is raised for the missing media
+    kinds = {e.detector for e in events}
+    assert kinds <= {"freeze", "silence", "black", "input_loss"}, kinds
+    assert "gap" not in kinds and watch.monitor.stats.reconnects >= 1
+
+
+def _first_freeze(watch: Watch) -> str:
+    return next(e.defect_id for _, e in watch.seen if e.detector == "freeze")
+
+
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
         return None

@@ -32,6 +32,7 @@ from cdk.constants import (
     SERVICE_EXAMPLE_STREAMS,
     SERVICE_PORT,
 )
+from cdk.pipeline_stack import PipelineStack
 from cdk.wheel import LocalWheelBundling
 
 WHEEL_EXCLUDE = ["*", "!avmon", "!avmon/**", "!pyproject.toml", "!README.md", "**/__pycache__"]
@@ -165,9 +166,17 @@ class ServiceStack(cdk.Stack):  # type: ignore[misc]  # aws_cdk is not analysed 
     def acknowledge_findings(self) -> None:
         """cdk-nag AwsSolutions findings accepted on purpose, each with its reason."""
         ack = cdk.Validations.of(self)
+        # the pipeline's helper names the account's KMS keys as cdk-nag prints them
+        kms_keys = PipelineStack.kms_keys_arn(self)
         for finding, reason in {
             "AwsSolutions-ECS2":
                 "the environment holds names only (ports, table, topic, asset locations), no "
                 "secrets: the task role grants access",
+            "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]":
+                "publishing to the pipeline's topic, encrypted with the AWS-managed key "
+                "alias/aws/sns, needs GenerateDataKey on that key, whose id is unknown at synth "
+                "time; its key policy admits only SNS on the account's behalf",
+            f"AwsSolutions-IAM5[Resource::{kms_keys}]":
+                "the same grant: the AWS-managed SNS key of this account and region, by alias",
         }.items():
             ack.acknowledge(cdk.Acknowledgment(id=finding, reason=reason))

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from avmon.documents import read_document
 from avmon.errors import ConfigError
 
 FRAME_LAYOUTS = ("object-per-frame", "object-per-segment")
@@ -66,13 +67,10 @@ class PipelineConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> PipelineConfig:
-        try:
-            return cls.from_mapping(json.loads(Path(path).read_text()))
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read pipeline configuration"
-                              f" ({exc.strerror})") from None
-        except ValueError as exc:
-            raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+        data = read_document(path, "pipeline settings")
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{path}: pipeline settings must be an object of settings")
+        return cls.from_mapping(data)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

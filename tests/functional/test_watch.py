@@ -295,7 +295,9 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
-def test_sigint_closes_open_defects_and_exits_zero(long_freeze: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_closes_open_defects_and_exits_zero(long_freeze: Path, tmp_path: Path,
+                                                   sig: signal.Signals) -> None:
     port = free_udp_port()
     watcher = subprocess.Popen(_cli(f"udp://127.0.0.1:{port}", "--json", "--stream-id", "cli",
                                     "--spool-dir", str(tmp_path)),
@@ -305,7 +307,7 @@ def test_sigint_closes_open_defects_and_exits_zero(long_freeze: Path, tmp_path: 
         assert watcher.stdout is not None
         first = json.loads(watcher.stdout.readline())  # blocks until the freeze opens
         assert (first["event"], first["detector"], first["end_s"]) == ("open", "freeze", None)
-        watcher.send_signal(signal.SIGINT)
+        watcher.send_signal(sig)
         out, err = watcher.communicate(timeout=10)
     finally:
         stop_process(sender)

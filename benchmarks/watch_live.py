@@ -210,6 +210,9 @@ def long_file(clip: Path, loops: int, env: dict[str, str]) -> int:
             samples.append((time.time() - start, _proc_rss_mib(watcher.pid)))
         except OSError:
             break
+        if len(samples) % 15 == 1:  # progress that survives an interrupted run
+            print(f"  {samples[-1][0]:5.0f} s: RSS {samples[-1][1]:.0f} MiB,"
+                  f" {len(lines)} events so far", flush=True)
         time.sleep(2)
     _, err = watcher.communicate()
     print(f"avmon watch on {loops} min of media ({long.name}), at decode speed:"

@@ -15,7 +15,7 @@ from avmon.cli import analysis, demo, economics, evaluation, pipeline, serve, wa
 from avmon.cli.common import Parser
 from avmon.errors import AvmonError
 
-GROUPS = (analysis, evaluation, pipeline, economics, watch, serve, demo)
+GROUPS = (analysis, watch, serve, evaluation, pipeline, economics, demo)
 
 # What each optional extra brings, by the top-level module a command failed to import.
 EXTRAS = {"boto3": "aws", "botocore": "aws", "aws_lambda_powertools": "aws", "moto": "sim",

@@ -10,13 +10,9 @@ import time
 from collections import Counter
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
+from avmon.cli.common import Subparsers, names
 from avmon.errors import ConfigError
-
-
-def _detectors(text: str) -> list[str]:
-    return [n.strip() for n in text.split(",") if n.strip()]
 
 
 def _default_spool() -> Path:
@@ -24,11 +20,11 @@ def _default_spool() -> Path:
     return Path(state) / "avmon" / "spool"
 
 
-def register(sub: argparse._SubParsersAction[Any]) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("watch", help="monitor one live source until stopped (Ctrl-C)")
     p.add_argument("source", help="udp://, srt://, http(s):// MPEG-TS or .m3u8 HLS, or a file")
     p.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
-    p.add_argument("--detectors", type=_detectors, help="comma-separated subset of detectors")
+    p.add_argument("--detectors", type=names, help="comma-separated subset of detectors")
     p.add_argument("--config", type=Path, help="JSON or TOML file of detector settings")
     p.add_argument("--sink", action="append", default=[], metavar="SPEC",
                    help="stdout (default), webhook:URL or sns:TOPIC_ARN; repeatable")

@@ -37,7 +37,7 @@ def test_sequence_numbers_uris_and_program_times() -> None:
     assert parse_playlist(LIVE + "#EXT-X-ENDLIST\n", "http://o/x.m3u8").ended
 
 
-@pytest.mark.parametrize("tag, why", [
+@pytest.mark.parametrize(("tag", "why"), [
     ("#EXT-X-STREAM-INF:BANDWIDTH=800000", "a master playlist"),
     ('#EXT-X-MAP:URI="init.mp4"', "fragmented MP4 segments"),
 ])

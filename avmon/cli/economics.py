@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from avmon.cli.common import Subparsers, names, write_json
+from avmon.cli.common import MAX_STREAMS, Subparsers, hours, names, streams, write_json
 from avmon.errors import ConfigError
 
 
@@ -20,15 +20,16 @@ def _design_inputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prices", type=Path, help="a price table of the same shape as"
                    " avmon/economics/data/prices.json")
     p.add_argument("--quotas", default="2023", help="2023, current or a JSON file")
-    p.add_argument("--expected-streams", type=int, default=3000)
+    p.add_argument("--expected-streams", type=streams, default=3000,
+                   help=f"the load to sustain (default 3000, at most {MAX_STREAMS:,})")
     p.add_argument("--json", action="store_true")
 
 
 def register(sub: Subparsers) -> None:
     p = sub.add_parser("cost", help="dollars per stream-hour per design, line by line")
     _design_inputs(p)
-    p.add_argument("--streams", type=int, default=1000, help="fleet size for totals")
-    p.add_argument("--hours", type=float, default=730.0, help="hours for totals (a month)")
+    p.add_argument("--streams", type=streams, default=1000, help="fleet size for totals")
+    p.add_argument("--hours", type=hours, default=730.0, help="hours for totals (a month)")
     p.set_defaults(handler=cost)
 
     p = sub.add_parser("limits", help="the scaling wall: sustained streams, binding quota")
@@ -47,6 +48,14 @@ def _comparison(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     from avmon.benchmark import ComparisonRequest, comparison
     from avmon.economics.designs import DESIGNS
 
+    unknown = sorted(set(args.design or ()) - set(DESIGNS))
+    if unknown:
+        raise ConfigError(f"--design {','.join(unknown)}: unknown design;"
+                          f" known: {', '.join(DESIGNS)}")
+    if getattr(args, "report", None) is not None:
+        from avmon.validation import writable_dir
+
+        writable_dir(args.report, "the report")
     req = ComparisonRequest(input=args.input, usage=args.usage,
                             designs=args.design or list(DESIGNS), region=args.region,
                             prices=args.prices, quotas=args.quotas,
@@ -82,8 +91,6 @@ def format_comparison(result: dict[str, Any]) -> str:
 def cost(args: argparse.Namespace) -> int:
     from avmon.economics.designs import fleet
 
-    if args.streams <= 0 or args.hours <= 0:
-        raise ConfigError("--streams and --hours must be positive")
     result, _ = _comparison(args)
     totals = fleet(result, args.streams, args.hours)
     if args.json:

@@ -37,15 +37,27 @@ def runs_from_file(path: Path) -> dict[str, dict[str, Any]]:
     """Runs saved by ``avmon benchmark --json`` or ``avmon simulate --json``.
 
     Raises ConfigError if the file is neither."""
+    from avmon.usage import SavedBenchmark, SavedSimulation, SingleProcessUsage
+    from avmon.validation import check
+
     data = read_document(path, "usage")
+    where = str(path)
     if isinstance(data, dict) and "designs" in data:
-        return {name: {"report": {"duration_s": d["stream_s"], "defects": d["defects"]},
-                       "usage": d["usage"], "config": d.get("config", {})}
-                for name, d in data["designs"].items()}
+        saved: SavedBenchmark = check(SavedBenchmark, data, where)
+        for name, d in saved.designs.items():  # each design's usage has its own shape
+            model = SingleProcessUsage if name == SINGLE else Usage
+            check(model, d.usage, where, f"designs.{name}.usage")
+        return {name: {"report": {"duration_s": d.stream_s,
+                                  "defects": [x.model_dump() for x in d.defects]},
+                       "usage": d.usage, "config": d.config}
+                for name, d in saved.designs.items()}
     if isinstance(data, dict) and "usage" in data and "duration_s" in data:
-        config = data.get("pipeline") or {}
+        sim: SavedSimulation = check(SavedSimulation, data, where)
+        config = sim.pipeline or {}
         name = TUNED if config.get("workflow_type") == "EXPRESS" else ORIGINAL
-        return {name: {"report": data, "usage": data["usage"], "config": config}}
+        return {name: {"report": {"duration_s": sim.duration_s,
+                                  "defects": [x.model_dump() for x in sim.defects]},
+                       "usage": data["usage"], "config": config}}
     raise ConfigError(f"{path}: not the output of 'avmon benchmark --json' or"
                       " 'avmon simulate --json'")
 

@@ -13,11 +13,14 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field
 
 from avmon.documents import packaged_document, read_document
 from avmon.errors import ConfigError
 from avmon.usage import Usage
+from avmon.validation import STRICT_OPEN, check
 
 HOUR = 3600.0
 DAYS_PER_MONTH = 730.0 / 24  # AWS prices a GB-month as 730 hours
@@ -49,24 +52,39 @@ class PriceTable:
 
     @classmethod
     def load(cls, region: str = "us-east-1", path: str | Path | None = None) -> PriceTable:
-        """Raises ConfigError for a missing file, bad JSON or an unknown region."""
+        """Raises ConfigError for a missing file, a table of the wrong shape (each price a
+        finite ``usd`` >= 0 ``per`` a quantity > 0, with its unit, source and date), or an
+        unknown region."""
+        where = str(path) if path else "prices.json"
         data = (read_document(path, "prices") if path
                 else packaged_document("prices.json", "prices"))
-        try:
-            regions = data["regions"]
-            regions.keys()
-        except (KeyError, TypeError, AttributeError):
-            raise ConfigError(f"{path or 'prices.json'}: not a price table"
-                              " (no 'regions' object)") from None
-        if region not in regions:
-            raise ConfigError(f"no prices for region {region!r}; known: {', '.join(regions)}")
-        try:
-            items = {k: Price(float(v["usd"]), float(v["per"]), str(v["unit"]),
-                              str(v["source"]), str(v["checked"]))
-                     for k, v in regions[region].items()}
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"price table for {region}: bad entry ({exc})") from None
+        table: PriceFile = check(PriceFile, data, where)
+        if region not in table.regions:
+            raise ConfigError(f"{where}: no prices for region {region!r};"
+                              f" known: {', '.join(table.regions)}")
+        items = {k: Price(v.usd, v.per, v.unit, v.source, v.checked)
+                 for k, v in table.regions[region].items()}
         return cls(region, items)
+
+
+class PriceEntry(BaseModel):
+    """One line of a price table: ``usd`` per ``per`` ``unit``, where it was read and when."""
+
+    model_config = STRICT_OPEN
+
+    usd: Annotated[float, Field(ge=0, le=1e6)]
+    per: Annotated[float, Field(gt=0, le=1e12)]
+    unit: str
+    source: str
+    checked: str
+
+
+class PriceFile(BaseModel):
+    """The shape of ``prices.json`` (and of ``--prices FILE``): prices by region and name."""
+
+    model_config = STRICT_OPEN
+
+    regions: Annotated[dict[str, dict[str, PriceEntry]], Field(min_length=1)]
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field
 
 from avmon.documents import packaged_document, read_document
 from avmon.errors import ConfigError
 from avmon.usage import Usage
+from avmon.validation import STRICT_OPEN, check
 
 
 @dataclass(frozen=True)
@@ -57,14 +60,52 @@ class Demand:
         return {k: round(v, 4) if isinstance(v, float) else v for k, v in self.__dict__.items()}
 
 
+Rate = Annotated[float, Field(gt=0, le=1e9)]
+
+
+class TokenBucketQuota(BaseModel):
+    model_config = STRICT_OPEN
+
+    bucket: Rate
+    refill_per_s: Rate
+
+
+class ConcurrencyQuota(BaseModel):
+    model_config = STRICT_OPEN
+
+    limit: Rate
+    burst: Rate
+    scale_per_minute: Rate
+
+
+class PrefixQuota(BaseModel):
+    model_config = STRICT_OPEN
+
+    put_per_s: Rate
+    get_per_s: Rate
+
+
+class QuotaTable(BaseModel):
+    """The shape of one quota table in ``quotas.json`` (and of ``--quotas FILE``)."""
+
+    model_config = STRICT_OPEN
+
+    sfn_transitions: TokenBucketQuota
+    sfn_start_execution: TokenBucketQuota
+    express_start_execution: TokenBucketQuota
+    lambda_concurrency: ConcurrencyQuota
+    s3_prefix: PrefixQuota
+
+
 def load_quotas(name: str = "2023") -> dict[str, Any]:
-    """``2023``, ``current`` or a JSON file of the same shape. Raises ConfigError."""
+    """``2023``, ``current`` or a JSON/TOML/YAML file of the same shape (every rate a finite
+    number > 0). Raises ConfigError naming the first bad entry."""
     if name in ("2023", "current"):
-        return dict(packaged_document("quotas.json", "quotas")[name])
-    quotas = read_document(name, "quotas")
-    if not isinstance(quotas, dict) or "sfn_transitions" not in quotas:
-        raise ConfigError(f"{name}: not a quota table (no sfn_transitions)")
-    return quotas
+        data, where = packaged_document("quotas.json", "quotas")[name], f"quotas.json {name}"
+    else:
+        data, where = read_document(name, "quotas (or 2023, current)"), name
+    table: QuotaTable = check(QuotaTable, data, where)
+    return {**(data if isinstance(data, dict) else {}), **table.model_dump()}
 
 
 @dataclass

@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector, generate_late
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from avmon.detectors.config import AnalysisConfig
 from avmon.detectors.registry import NAMES
@@ -37,6 +37,7 @@ from avmon.documents import parse_document, read_document
 from avmon.errors import ConfigError
 from avmon.events import DefectEvent
 from avmon.monitor.leases import LeaseManager
+from avmon.validation import STRICT, check
 
 # -- the streams file --------------------------------------------------------------------------
 
@@ -44,17 +45,17 @@ from avmon.monitor.leases import LeaseManager
 class StreamSpec(BaseModel):
     """One stream of the streams file."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
 
     id: str = Field(min_length=1, max_length=200, pattern=r"^[^\s/]+$")
     source: str = Field(min_length=1)
-    detectors: tuple[str, ...] | None = None
-    sinks: tuple[str, ...] = ("stdout",)
+    detectors: list[str] | None = None
+    sinks: list[str] = Field(default_factory=lambda: ["stdout"])
     config: dict[str, dict[str, Any]] | None = None
 
     @field_validator("detectors")
     @classmethod
-    def _known_detectors(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    def _known_detectors(cls, v: list[str] | None) -> list[str] | None:
         if v is not None:
             unknown = [n for n in v if n not in NAMES]
             if unknown:
@@ -66,7 +67,7 @@ class StreamSpec(BaseModel):
 
     @field_validator("sinks")
     @classmethod
-    def _known_sinks(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+    def _known_sinks(cls, v: list[str]) -> list[str]:
         for s in v:
             kind, _, target = s.partition(":")
             ok = (s == "stdout" or (kind == "sns" and (not target or target.startswith("arn:")))
@@ -93,13 +94,13 @@ class StreamSpec(BaseModel):
 class StreamsFile(BaseModel):
     """``{"streams": [...]}``: ids are unique."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
 
-    streams: tuple[StreamSpec, ...]
+    streams: list[StreamSpec]
 
     @field_validator("streams")
     @classmethod
-    def _unique_ids(cls, v: tuple[StreamSpec, ...]) -> tuple[StreamSpec, ...]:
+    def _unique_ids(cls, v: list[StreamSpec]) -> list[StreamSpec]:
         seen: set[str] = set()
         for s in v:
             if s.id in seen:
@@ -111,7 +112,7 @@ class StreamsFile(BaseModel):
 def parse_streams(text: str, name: str = "streams.yaml") -> StreamsFile:
     """Parse a streams file's text (JSON if ``name`` ends in .json, else YAML, which JSON also
     is). Raises ConfigError in one line naming the first bad field, e.g.
-    ``streams.yaml: streams[1].source: Field required``."""
+    ``streams.yaml: streams.1.source is missing``."""
     suffix = ".json" if name.endswith(".json") else ".yaml"
     return validate_streams(parse_document(text, suffix, name, "a streams list"), name)
 
@@ -133,15 +134,9 @@ def load_streams(path: Path) -> StreamsFile:
 
 
 def validate_streams(data: Any, name: str) -> StreamsFile:
-    """Raises ConfigError naming the first bad field (and how many more there are)."""
-    try:
-        return StreamsFile.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ConfigError(f"{name}: {where.lstrip('.') or 'top level'}: {msg}{more}") from None
+    """Raises ConfigError naming the first bad field (``avmon.validation``'s one-line form)."""
+    parsed: StreamsFile = check(StreamsFile, data, name)
+    return parsed
 
 
 # -- sinks ---------------------------------------------------------------------------------------

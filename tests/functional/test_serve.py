@@ -194,7 +194,7 @@ def test_an_invalid_reload_keeps_the_running_streams(tmp_path, clip):
         os.utime(streams, ns=(time.time_ns(), time.time_ns() + 10**9))
         service.reconcile()
         assert set(service.runners) == {"a"}
-        assert service.config_error == f"{streams}: streams[0].source: Field required"
+        assert service.config_error == f"{streams}: streams.0.source is missing"
     finally:
         service.shutdown()
 
@@ -209,15 +209,18 @@ class _Null:
 
 @pytest.mark.parametrize(("text", "message"), [
     ("streams: [{id: a, source: x, detectors: [frieze]}]",
-     "streams[0].detectors: unknown detector(s) frieze"),
-    ("streams: [{id: a, source: x}, {id: a, source: y}]", "streams: stream id 'a' appears twice"),
-    ("streams: [{id: a, source: x, sinks: [pager]}]", "streams[0].sinks: unknown sink 'pager'"),
+     "streams.0.detectors = ['frieze']: unknown detector(s) frieze"),
+    ("streams: [{id: a, source: x}, {id: a, source: y}]", "stream id 'a' appears twice"),
+    ("streams: [{id: a, source: x, sinks: [pager]}]",
+     "streams.0.sinks = ['pager']: unknown sink 'pager'"),
     ("streams: [{id: a, source: x, sinks: [\"webhook:ftp://h\"]}]", "unknown sink"),
-    ("streams: [{id: a, source: x, colour: red}]", "streams[0].colour: Extra inputs"),
+    ("streams: [{id: 7, source: x}]", "streams.0.id = 7: must be a string"),
+    ("streams: [{id: a, source: x, colour: red}]",
+     "streams.0.colour = 'red': is not a known setting"),
     ("{streams: [", "not valid YAML"),
-    ("[]", "top level: Input should be a valid dictionary"),
+    ("[]", "[]: must be a table"),
     ('{"streams": [{"id": "a", "source": "x", "config": {"freeze": {"speed": 1}}}]}',
-     "streams[0].config:"),
+     "streams.0.config = "),
 ])
 def test_a_bad_streams_file_is_one_line_naming_the_field(text, message):
     with pytest.raises(ConfigError) as exc:
@@ -233,7 +236,7 @@ def test_serve_cli_bad_file_is_one_line_and_exit_2(tmp_path):
                            "--port", "0"], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
     assert proc.returncode == 2
-    assert proc.stderr == f"avmon: error: {bad}: streams[0].source: Field required\n"
+    assert proc.stderr == f"avmon: error: {bad}: streams.0.source is missing\n"
 
 
 def test_events_reach_each_streams_own_sinks(tmp_path, clip):

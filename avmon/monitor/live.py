@@ -499,7 +499,8 @@ class Monitor:
                     o.confidence, o.details = d.confidence, dict(d.details)
                     o.updates += 1
                     yield self._emit("update", d.detector, o.start_s, None, d.confidence,
-                                     o.details, o.defect_id, seq=o.updates)
+                                     o.details, o.defect_id, seq=o.updates,
+                                     start_utc=o.start_utc)
                 continue
             start = d.start_s
             for name, a, b in self._closed:

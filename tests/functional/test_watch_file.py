@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from avmon.evaluation.synth import SynthRequest, parse_defects, synthesize
 from avmon.events import DefectEvent
 from avmon.monitor.analysis import analyze
 from avmon.monitor.live import Monitor
@@ -30,6 +31,21 @@ def test_events_match_analyze_and_evidence_stays_bounded(clip: Path) -> None:
     assert [e.event for e in events].count("open") == len(expected)
     # 16 s of media in 2 s chunks, 4 s kept: never more than the retention's worth
     assert 1 <= most_chunks <= 4 and monitor.stats.state == "ended"
+
+
+def test_a_defect_that_changes_while_open_is_updated(tmp_path: Path) -> None:
+    clip = tmp_path / "silence.mp4"
+    # one channel goes silent, then the other joins it for 1.5 s
+    synthesize(SynthRequest(clip, 7, tuple(parse_defects("silence@1:4=ch1,silence@2.5:1.5")),
+                            320, 176, seed=3))
+    events = list(Monitor(clip, detectors=["silence"]).events())
+    assert [e.event for e in events] == ["open", "update", "close"]
+    opened, updated, closed = events
+    assert opened.details == {"channels": [1]} and updated.details == {}
+    assert len({opened.id, updated.id, closed.id}) == 3
+    assert opened.defect_id == updated.defect_id == closed.defect_id
+    assert updated.start_utc == opened.start_utc and updated.end_s is None
+    assert closed.end_s == pytest.approx(5.0, abs=0.05)
 
 
 def test_sns_sink_publishes_with_filterable_attributes(tmp_path: Path) -> None:

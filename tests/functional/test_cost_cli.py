@@ -45,11 +45,33 @@ def test_benchmark_round_trip_and_report(simulate_json, tmp_path, capsys):
     saved = tmp_path / "bench.json"
     saved.write_text(capsys.readouterr().out)
     page = (tmp_path / "r" / "index.html").read_text()
-    assert page.count("data:image/png;base64,") == 3
+    # cost and streams; no defects in this run, so no defect timeline
+    assert page.count("data:image/png;base64,") == 2
     # a saved benchmark can be priced again, in another region, without re-running
     assert main(["cost", "--usage", str(saved), "--region", "us-west-2"]) == 0
     # us-west-2 lists the us-east-1 rates: 0.675 + 0.54 + 0.144 + 0.0029 + 0.0483 + 0.0166 + ...
     assert "serverless-original: $1.42692 per stream-hour" in capsys.readouterr().out
+
+
+def test_benchmark_fails_loudly_when_designs_disagree(tmp_path, capsys):
+    defect = {"detector": "av_sync", "start_s": 19.0, "end_s": 28.0, "confidence": 1.0,
+              "details": {}}
+    designs = {}
+    for name, defects in (("serverless-original", [defect]),
+                          ("single-process", [{**defect, "end_s": 27.0}])):
+        designs[name] = {"stream_s": 60.0, "defects": defects, "config": {},
+                         "usage": USAGE if name != "single-process" else
+                         {"cpu_per_stream_second": 0.02, "peak_mb": 30, "base_mb": 90}}
+    saved = tmp_path / "bench.json"
+    saved.write_text(json.dumps({"designs": designs}))
+    code = main(["benchmark", "--usage", str(saved)])
+    captured = capsys.readouterr()
+    assert code == 4
+    assert "same defects in every design: NO" in captured.out
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("avmon: error: the designs found different"
+                                                   " defects: serverless-original: av_sync")
+    assert "ends 1.00 s apart, beyond the 0.5 s tolerance" in lines[0]
 
 
 @pytest.mark.parametrize("args, words", [

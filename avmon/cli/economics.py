@@ -94,8 +94,8 @@ def format_comparison(result: dict[str, Any]) -> str:
         model = d.get("lambda_model")
         if model:
             sec = model["lambda_seconds"]
-            lines.append(f"{name}: Lambda time modelled, {sec['median']:.2f} s for the stream"
-                         f" ({sec['min']:.2f}-{sec['max']:.2f} over"
+            lines.append(f"{name}: Lambda time modelled, {sec[sec.get('estimate', 'median')]:.2f}"
+                         f" s for the stream ({sec['min']:.2f}-{sec['max']:.2f} over"
                          f" {len(model['calibration']['decode'])} calibration passes)")
     sizing = result["designs"].get("single-process", {}).get("sizing")
     if sizing:
@@ -133,7 +133,8 @@ def cost(args: argparse.Namespace) -> int:
             print(f"  (one Fargate task of {t['vcpu']} vCPU / {t['memory_gb']} GB holds"
                   f" {d['streams_per_task']} streams: measured"
                   f" {d['usage']['cpu_per_stream_second']:.4f} CPU-s per stream-second,"
-                  f" {d['usage']['peak_mb']:.0f} MB peak)")
+                  f" {d['usage']['peak_mb']:.0f} MB per stream"
+                  f" + {d['usage'].get('base_mb', 0):.0f} MB per process)")
     return 0
 
 

@@ -121,14 +121,15 @@ def _checked(prices: PriceTable) -> str:
 
 
 def _add_range(binding: dict[str, Any], model: Mapping[str, Any], usage: Usage) -> None:
-    """Where Lambda concurrency binds, the streams it allows at the fastest and slowest repeat
-    of the calibration (it scales inversely with Lambda seconds)."""
+    """Where Lambda concurrency binds, the streams it allows at the slowest and the fastest
+    repeat of the calibration (it scales inversely with Lambda seconds)."""
     seconds = model.get("lambda_seconds", {})
-    if binding.get("quota") != "lambda_concurrency" or not seconds.get("median"):
+    used = seconds.get(seconds.get("estimate", "median"))
+    if binding.get("quota") != "lambda_concurrency" or not used:
         return
     streams = float(binding["streams"])
-    binding["streams_range"] = [math.floor(streams * seconds["median"] / seconds["max"]),
-                                math.floor(streams * seconds["median"] / seconds["min"])]
+    binding["streams_range"] = [math.floor(streams * used / seconds["max"]),
+                                math.floor(streams * used / seconds["min"])]
 
 
 def disagreements(designs: Mapping[str, Any]) -> list[str]:

@@ -50,8 +50,9 @@ def test_a_function_takes_its_cpu_at_its_share_of_a_vcpu_plus_s3():
 def test_converter_by_hand():
     out = model_usage(usage(5, 999), 10.0, SERVERLESS[ORIGINAL], CAL)
     conv = out["lambda_model"]["functions"]["Converter"]
-    # decode 0.011 x 10 s + serialising (12.5 MB of frames + 3.84 MB of audio) x 0.002
-    assert conv["cpu_s"] == pytest.approx(0.11 + 16.34 * 0.002, abs=1e-4)
+    # the fastest pass: decode 0.010 x 10 s + serialising (12.5 MB of frames + 3.84 MB of
+    # audio) x 0.002
+    assert conv["cpu_s"] == pytest.approx(0.10 + 16.34 * 0.002, abs=1e-4)
     # 5 segment GETs + 250 frame PUTs + 10 audio PUTs
     assert conv["s3_requests"] == 265
     assert conv["vcpu"] == 1.0
@@ -88,7 +89,7 @@ def test_the_model_does_not_depend_on_the_emulators_timing():
     b = bindings[0]
     assert b["quota"] == "lambda_concurrency"
     lo, hi = b["streams_range"]
-    assert lo <= b["streams"] <= hi
+    assert lo < b["streams"] == hi  # the figure is the fastest pass; the slowest gives fewer
 
 
 def test_calibration_on_real_media(tmp_path: Path):

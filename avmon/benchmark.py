@@ -160,6 +160,39 @@ def size_profiles(names: Sequence[str], cache: Path, streams: int = LOAD_STREAMS
     return out
 
 
+def sizing_from_service_load(path: Path) -> dict[str, Any]:
+    """The single process sized from ``avmon serve`` measured with live sources: the
+    ``serve.json`` that ``benchmarks/serve.py`` writes (a 1-stream and an N-stream run per
+    profile, fitted as base + N x per stream). Same shape as ``size_profiles``. Raises
+    ConfigError for a file of another shape."""
+    from avmon.documents import read_document
+    from avmon.economics.prices import TaskSize
+
+    data = read_document(path, "service load")
+    try:
+        profiles = data["profiles"]
+        out: dict[str, Any] = {}
+        for name, p in profiles.items():
+            fit, many = p["fit"], p["runs"][-1]
+            w, h, fps = PROFILES.get(name, (0, 0, 0))
+            cpu, mb = float(fit["cpu_per_stream"]), float(fit["mb_per_stream"])
+            base_mb, base_cpu = float(fit["base_mb"]), float(fit["base_cpu"])
+            usage = {"cpu_per_stream_second": cpu, "peak_mb": mb, "base_mb": base_mb,
+                     "base_cpu": base_cpu,
+                     "what": f"avmon serve with 1 and {many['streams']} live sources"
+                             f" (ffmpeg -re over UDP), fitted as base + N x per stream;"
+                             f" {path.name}"}
+            tasks = {}
+            for vcpu, gb in FARGATE_SIZES:
+                n, bound = TaskSize(vcpu, gb).holds(cpu, mb, base_mb, base_cpu)
+                tasks[f"{vcpu:g} vCPU / {gb:g} GB"] = {"streams": n, "bound": bound}
+            out[name] = {"size": f"{w}x{h} {fps} fps" if w else name, "usage": usage,
+                         "tasks": tasks, "source": "avmon serve"}
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise ConfigError(f"{path}: not the serve.json of benchmarks/serve.py ({exc})") from None
+    return out
+
+
 def run_designs(path: Path, designs: Sequence[str] = DESIGNS,
                 on_design: Callable[[str], None] | None = None,
                 progress: Any = None, repeats: int = 3) -> dict[str, dict[str, Any]]:
@@ -209,6 +242,7 @@ class ComparisonRequest:
     expected_streams: int = 3000
     profiles: Sequence[str] = ()     # resolutions to size the single process at
     cache: Path = Path(".avmon-cache")  # where the profiles' clips are kept between runs
+    service_load: Path | None = None  # benchmarks/serve.py's serve.json: size from avmon serve
 
 
 def comparison(req: ComparisonRequest,
@@ -229,7 +263,9 @@ def comparison(req: ComparisonRequest,
     elif req.input is not None:
         probe(req.input)
         runs = run_designs(req.input, req.designs, on_design=on_design)
-        if SINGLE in runs and req.profiles:
+        if SINGLE in runs and req.service_load is not None:
+            runs[SINGLE]["sizing"] = sizing_from_service_load(req.service_load)
+        elif SINGLE in runs and req.profiles:
             if on_design is not None:
                 on_design(f"{SINGLE} at {', '.join(req.profiles)}")
             runs[SINGLE]["sizing"] = size_profiles(req.profiles, req.cache)

@@ -42,6 +42,9 @@ def register(sub: Subparsers) -> None:
                    help="resolutions to size the single process at (comma-separated, or"
                         " 'none'); their clips are made once and kept in --cache")
     p.add_argument("--cache", type=Path, default=Path(".avmon-cache"))
+    p.add_argument("--service-load", type=Path,
+                   help="size the single process from avmon serve measured with live sources"
+                        " (the serve.json of benchmarks/serve.py) instead of --profiles")
     p.set_defaults(handler=benchmark)
 
 
@@ -56,7 +59,8 @@ def _comparison(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
                             prices=args.prices, quotas=args.quotas,
                             expected_streams=args.expected_streams,
                             profiles=_profiles(getattr(args, "profiles", "none")),
-                            cache=getattr(args, "cache", Path(".avmon-cache")))
+                            cache=getattr(args, "cache", Path(".avmon-cache")),
+                            service_load=getattr(args, "service_load", None))
     bar = tqdm(total=len(req.designs), desc="designs", unit="design", disable=None, leave=False)
 
     def next_design(name: str) -> None:

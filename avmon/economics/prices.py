@@ -147,21 +147,22 @@ class TaskSize:
 
     def streams(self, cpu_per_stream_second: float, peak_mb_per_stream: float,
                 base_mb: float = 0.0) -> int:
-        """How many streams one task holds: the tighter of CPU and memory."""
-        return self.holds(cpu_per_stream_second, peak_mb_per_stream, base_mb)[0]
+        """How many streams one task holds (at least one): the tighter of CPU and memory."""
+        return max(1, self.holds(cpu_per_stream_second, peak_mb_per_stream, base_mb)[0])
 
     def holds(self, cpu_per_stream_second: float, mb_per_stream: float,
-              base_mb: float = 0.0) -> tuple[int, str]:
+              base_mb: float = 0.0, base_cpu: float = 0.0) -> tuple[int, str]:
         """Streams one task holds and what bounds it (``cpu`` or ``memory``): CPU at
-        ``target_cpu`` of its vCPUs, memory at ``1 - memory_reserve`` of it with the process's
-        own ``base_mb`` (interpreter, libraries) paid once. Raises ConfigError for a measurement
-        without CPU time or memory."""
+        ``target_cpu`` of its vCPUs, memory at ``1 - memory_reserve`` of it, with what the
+        process needs whatever its streams (``base_mb`` of memory: interpreter, libraries;
+        ``base_cpu`` cores: a service's own loop) paid once. Raises ConfigError for a
+        measurement without CPU time or memory."""
         if cpu_per_stream_second <= 0 or mb_per_stream <= 0:
             raise ConfigError("single-process measurement must have CPU time and memory")
-        by_cpu = math.floor(self.vcpu * self.target_cpu / cpu_per_stream_second)
+        by_cpu = math.floor((self.vcpu * self.target_cpu - base_cpu) / cpu_per_stream_second)
         by_memory = math.floor((self.memory_gb * 1024 * (1 - self.memory_reserve) - base_mb)
                                / mb_per_stream)
-        n = max(1, min(by_cpu, by_memory))
+        n = max(0, min(by_cpu, by_memory))
         return n, "cpu" if by_cpu <= by_memory else "memory"
 
 

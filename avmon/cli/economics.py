@@ -107,11 +107,11 @@ def format_comparison(result: dict[str, Any]) -> str:
                      " (c: CPU-bound, m: memory-bound):")
         tasks = list(next(iter(sizing.values()))["tasks"])
         lines.append(f"  {'profile':<9}{'CPU s/stream-s':>15}{'MB/stream':>10}"
-                     + "".join(f"{t.replace(' vCPU / ', '/'):>10}" for t in tasks))
+                     + "".join(f"{t.replace(' vCPU / ', '/'):>12}" for t in tasks))
         for prof, p in sizing.items():
             u = p["usage"]
             lines.append(f"  {prof:<9}{u['cpu_per_stream_second']:>15.4f}{u['peak_mb']:>10.1f}"
-                         + "".join(f"{str(c['streams']) + c['bound'][0]:>10}"
+                         + "".join(f"{str(c['streams']) + c['bound'][0]:>12}"
                                    for c in p["tasks"].values()))
     return "\n".join(lines)
 

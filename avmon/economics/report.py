@@ -247,13 +247,18 @@ td,th{padding:3px 8px;text-align:right;border-bottom:1px solid #eee}
 td:first-child,th:first-child,td.t,th.t{text-align:left}
 .meta{color:#555;font-size:.9em}
 #layout-check{font-size:.7em;color:#888}
+.warn{border-left:6px solid #D55E00;background:#fdf1ea;padding:.4em .8em;font-weight:600}
 """
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
-                   for r in rows)
+def _table(header: list[str], rows: list[list[str]], text_columns: int = 1) -> str:
+    """A table in a horizontally scrolling box; the first ``text_columns`` are left-aligned."""
+    def cls(i: int) -> str:
+        return " class='t'" if i < text_columns else ""
+
+    head = "".join(f"<th{cls(i)}>{html.escape(h)}</th>" for i, h in enumerate(header))
+    body = "".join("<tr>" + "".join(f"<td{cls(i)}>{html.escape(c)}</td>"
+                                    for i, c in enumerate(r)) + "</tr>" for r in rows)
     return f"<div class='scroll'><table><tr>{head}</tr>{body}</table></div>"
 
 
@@ -276,7 +281,7 @@ def _items_table(designs: Mapping[str, Any]) -> str:
         for item, v in sorted(d["line_items"].items(), key=lambda kv: kv[1]["usd"],
                               reverse=True):
             rows.append([n, item, f"{v['quantity']:,.2f} {v['unit']}", _usd(v["usd"])])
-    return _table(["design", "line item", "per stream-hour", "USD"], rows)
+    return _table(["design", "line item", "per stream-hour", "USD"], rows, text_columns=2)
 
 
 def _sizing_table(designs: Mapping[str, Any]) -> str:
@@ -315,7 +320,7 @@ def _model_section(designs: Mapping[str, Any]) -> str:
             " share of a vCPU at its memory size, plus S3 requests at a stated latency and"
             f" throughput. {html.escape(secs)}. Calibrated on:"
             f" {html.escape(first['calibration'].get('machine', '?'))}.</p>"
-            + _table(["assumption", "value", "unit", "source"], rows))
+            + _table(["assumption", "value", "unit", "source"], rows, text_columns=4))
 
 
 def _used(seconds: Mapping[str, Any]) -> float:
@@ -354,9 +359,10 @@ def write_report(result: dict[str, Any], source: str, out: Path) -> Path:
 <p class="headline">{html.escape(headline(result))}</p>
 <p class="meta">{html.escape(meta)}</p>
 {_summary_table(result)}
-<p>{html.escape(agree)} Requests, state transitions and invocations are counted in the local
-simulation of the serverless designs; Lambda time comes from the duration model below; the single
-process is measured running several streams at once.</p>
+<p{"" if result["defects_identical"] else " class='warn'"}>{html.escape(agree)}</p>
+<p>Requests, state transitions and invocations are counted in the local simulation of the
+serverless designs; Lambda time comes from the duration model below; the single process is
+measured running several streams at once.</p>
 {images}
 <h2>Line items</h2>{_items_table(designs)}
 {_sizing_table(designs)}

@@ -75,7 +75,7 @@ def test_benchmark_fails_loudly_when_designs_disagree(tmp_path, capsys):
     assert "ends 1.00 s apart, beyond the 0.5 s tolerance" in lines[0]
 
 
-@pytest.mark.parametrize("args, words", [
+@pytest.mark.parametrize(("args", "words"), [
     (["cost", "--usage", "nope.json"], ["nope.json", "cannot read usage"]),
     (["cost"], ["one of the arguments"]),
     (["limits", "--usage", "SIM", "--quotas", "1999"], ["cannot read quotas"]),

@@ -30,6 +30,7 @@ ones (``requests_check``) so a change in what the pipeline does shows up.
 
 from __future__ import annotations
 
+import io
 import math
 import platform
 import statistics
@@ -163,7 +164,7 @@ def calibrate(path: Path, repeats: int = 3, analysis: AnalysisConfig | None = No
                     t0 = clock()
                     blob = _npy(item.luma)
                     t1 = clock()
-                    luma = np.load(_buffer(blob), allow_pickle=False)
+                    luma = np.load(io.BytesIO(blob), allow_pickle=False)
                     t2 = clock()
                     save, load = save + t1 - t0, load + t2 - t1
                     frame_bytes += len(blob)
@@ -191,7 +192,6 @@ def calibrate(path: Path, repeats: int = 3, analysis: AnalysisConfig | None = No
         t0 = clock()
         encoded = sum(len(seg.data) for seg in split_segments(path, segment_seconds))
         cut = (clock() - t0) / stream_s
-        mb = (frame_bytes + audio_bytes) / MB
         runs.append({"stream_s": stream_s, "frames": frames, "decode": decode / stream_s,
                      "scan": {k: v / stream_s for k, v in scan.items()},
                      "save": save / max(frame_bytes / MB, 1e-9),
@@ -199,7 +199,7 @@ def calibrate(path: Path, repeats: int = 3, analysis: AnalysisConfig | None = No
                      "finalize": finalize, "cut": cut,
                      "frame_mb": frame_bytes / MB / max(1, frames),
                      "audio_mb_per_s": audio_bytes / MB / stream_s,
-                     "input_mb_per_s": encoded / MB / stream_s, "mb": mb})
+                     "input_mb_per_s": encoded / MB / stream_s})
     first = runs[0]
     return Calibration(
         stream_s=first["stream_s"], frames=first["frames"], frame_mb=first["frame_mb"],
@@ -214,15 +214,10 @@ def calibrate(path: Path, repeats: int = 3, analysis: AnalysisConfig | None = No
 
 
 def _npy(array: np.ndarray) -> bytes:
-    import io
+    """A frame object's body, as the converter writes it."""
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
     return buf.getvalue()
-
-
-def _buffer(blob: bytes) -> Any:
-    import io
-    return io.BytesIO(blob)
 
 
 def _machine() -> str:

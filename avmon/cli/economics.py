@@ -130,7 +130,7 @@ def cost(args: argparse.Namespace) -> int:
     for name, d in result["designs"].items():
         print(f"{name}: ${d['usd_per_stream_hour']:.5f} per stream-hour,"
               f" ${totals[name]:,.2f} for {args.streams} streams x {args.hours:g} h")
-        for item, v in d["line_items"].items():
+        for item, v in sorted(d["line_items"].items(), key=lambda kv: -kv[1]["usd"]):
             print(f"  {item:<34}{v['quantity']:>14,.2f} {v['unit'][:28]:<28} ${v['usd']:.5f}")
         if "streams_per_task" in d:
             t = d["task"]

@@ -13,11 +13,11 @@ import sys
 from collections.abc import Sequence
 
 from avmon import __version__
-from avmon.cli import analysis, demo, economics, evaluation, pipeline
+from avmon.cli import analysis, demo, economics, evaluation, pipeline, serve, watch
 from avmon.cli.common import Parser
 from avmon.errors import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, AvmonError
 
-GROUPS = (analysis, evaluation, pipeline, economics, demo)
+GROUPS = (analysis, watch, serve, evaluation, pipeline, economics, demo)
 
 # What each optional extra brings, by the top-level module a command failed to import.
 EXTRAS = {"boto3": "aws", "botocore": "aws", "aws_lambda_powertools": "aws", "moto": "sim",

@@ -163,21 +163,34 @@ class TaskSize:
     target_cpu: float = 0.7     # leave headroom for bursts (scene cuts, keyframes)
     memory_reserve: float = 0.1  # for the runtime and the router in front
 
-    def streams(self, cpu_per_stream_second: float, peak_mb_per_stream: float) -> int:
-        """How many streams one task holds: the tighter of CPU and memory."""
-        if cpu_per_stream_second <= 0 or peak_mb_per_stream <= 0:
+    def streams(self, cpu_per_stream_second: float, peak_mb_per_stream: float,
+                base_mb: float = 0.0) -> int:
+        """How many streams one task holds (at least one): the tighter of CPU and memory."""
+        return max(1, self.holds(cpu_per_stream_second, peak_mb_per_stream, base_mb)[0])
+
+    def holds(self, cpu_per_stream_second: float, mb_per_stream: float,
+              base_mb: float = 0.0, base_cpu: float = 0.0) -> tuple[int, str]:
+        """Streams one task holds and what bounds it (``cpu`` or ``memory``): CPU at
+        ``target_cpu`` of its vCPUs, memory at ``1 - memory_reserve`` of it, with what the
+        process needs whatever its streams (``base_mb`` of memory: interpreter, libraries;
+        ``base_cpu`` cores: a service's own loop) paid once. Raises ConfigError for a
+        measurement without CPU time or memory."""
+        if cpu_per_stream_second <= 0 or mb_per_stream <= 0:
             raise ConfigError("single-process measurement must have CPU time and memory")
-        by_cpu = math.floor(self.vcpu * self.target_cpu / cpu_per_stream_second)
-        by_memory = math.floor(self.memory_gb * 1024 * (1 - self.memory_reserve)
-                               / peak_mb_per_stream)
-        return max(1, min(by_cpu, by_memory))
+        by_cpu = math.floor((self.vcpu * self.target_cpu - base_cpu) / cpu_per_stream_second)
+        by_memory = math.floor((self.memory_gb * 1024 * (1 - self.memory_reserve) - base_mb)
+                               / mb_per_stream)
+        n = max(0, min(by_cpu, by_memory))
+        return n, "cpu" if by_cpu <= by_memory else "memory"
 
 
 def single_process_cost(cpu_per_stream_second: float, peak_mb: float, prices: PriceTable,
-                        task: TaskSize | None = None) -> tuple[list[LineItem], int]:
-    """Line items per stream-hour and the streams one task holds."""
+                        task: TaskSize | None = None,
+                        base_mb: float = 0.0) -> tuple[list[LineItem], int]:
+    """Line items per stream-hour and the streams one task holds. ``peak_mb`` is memory per
+    stream; ``base_mb`` what the process needs once, whatever the streams."""
     task = task or TaskSize()
-    n = task.streams(cpu_per_stream_second, peak_mb)
+    n = task.streams(cpu_per_stream_second, peak_mb, base_mb)
     return [
         _item("Fargate vCPU", task.vcpu / n, prices["fargate_vcpu_hour"]),
         _item("Fargate memory", task.memory_gb / n, prices["fargate_gb_hour"]),

@@ -249,7 +249,9 @@ class Content:
                                + np.sin(2 * math.pi * 329.63 * t + 2))
         right = 0.045 * swell * (np.sin(2 * math.pi * 220 * t + 0.5)
                                  + np.sin(2 * math.pi * 329.63 * t + 1.3))
-        hiss = np.random.default_rng([self.seed, start]).standard_normal((2, n)) * 0.004
+        # start < 0 for audio shifted late from the stream's start; seeds must not be negative
+        seed = [self.seed, abs(start), int(start < 0)]
+        hiss = np.random.default_rng(seed).standard_normal((2, n)) * 0.004
         out = np.stack([left, right]) + hiss
         if self._cue_times.size:
             lo = bisect.bisect_left(self._cue_times, t[0] - 0.3)

@@ -348,6 +348,7 @@ class Monitor:
                 item.t > edge + max(self.gap_threshold_s, 3.0 / self._fps)
                 or item.t < edge - 1.0):
             yield from self._discontinuity(edge, item.t, now)
+            edge = None  # the tracks start again from this item
         if self._need_anchor or not self._anchors:
             self._anchors.append(_Anchor(item.t, now))
             self._need_anchor = False
@@ -358,8 +359,10 @@ class Monitor:
             if now - item.t < last.wall - last.media_t - 0.001:
                 self._anchors[-1] = _Anchor(last.media_t, last.media_t + (now - item.t))
         if INPUT_LOSS in self._open:
+            # Back once media runs past where it was lost (the demuxer's leftover packet after
+            # a read timeout does not), or restarts on a clock that went back.
             lost_at = self._open[INPUT_LOSS].start_s
-            if item.t >= lost_at - 0.05 or item.t < lost_at - 1.0:  # back, or restarted
+            if item.t >= lost_at + 0.5 or item.t < lost_at - 1.0:
                 yield from self._set(INPUT_LOSS, False, end_s=item.t)
         if self._chunk_start is None:
             self._chunk_start = item.t
@@ -418,9 +421,11 @@ class Monitor:
         if t < edge:
             details["reason"] = "timestamps went back"
             self._clock_epoch += 1
-        lost = INPUT_LOSS in self._open
-        # one cause, one alert: a jump across an input loss is that loss, not another finding
-        if not lost:
+        # one cause, one alert: a jump across an input loss is that loss coming back, not
+        # another finding
+        if INPUT_LOSS in self._open:
+            yield from self._set(INPUT_LOSS, False, end_s=t)
+        else:
             start, end = (edge, t) if t > edge else (t, t)
             gap_id = self._defect_id(GAP, start)
             yield self._emit("open", GAP, start, None, 1.0, details, gap_id)
@@ -508,6 +513,8 @@ class Monitor:
                     start = max(start, b)
             if d.end_s - start < 1e-3:
                 continue  # already announced and closed
+            if INPUT_LOSS in self._open:
+                continue  # one cause, one alert: the input's leftovers raise nothing new
             if start > d.start_s and not at_edge:
                 continue  # a revision of a closed defect, not a new one
             key = f"{d.detector}@{start:.3f}"

@@ -80,6 +80,7 @@ class AvSyncConfig(DetectorConfig):
     corr_min_s: float = 8.0         # a window needs this many seconds of both envelopes
     min_psr: float = 4.0            # peak-to-sidelobe ratio of a usable correlation peak
     min_peak: float = 0.2           # ... and its normalized correlation
+    min_events: float = 3.0         # ... resting on at least this many separate moments
     min_windows: int = 2            # consecutive agreeing windows before an offset is reported
     agree_ms: float = 80.0          # windows agree if their offsets are this close
     spectrum_floor_dbfs: float = -80.0  # log spectrum floor: hiss below it is not a sound event
@@ -95,6 +96,7 @@ SPECTRUM_SPAN = 5       # sound change compares this many 10 ms spectra after an
 VIDEO_MEDIAN = 4        # picture change is measured against the median of this many changes
 SMOOTH_BINS = 2         # Gaussian sigma (bins) of both envelopes: frame times are quantized
 PEAK_LOBE_MS = 60.0     # the correlation within this distance of the peak belongs to the peak
+EVENT_S = 0.5           # moments of a window that count as separate events
 
 
 class Estimate(NamedTuple):
@@ -105,9 +107,11 @@ class Estimate(NamedTuple):
     peak: float
     psr: float
     seconds: float  # seconds of both envelopes the window had
+    events: float   # how many separate moments the peak rests on (participation ratio)
 
     def usable(self, cfg: AvSyncConfig) -> bool:
-        return self.psr >= cfg.min_psr and self.peak >= cfg.min_peak
+        return (self.psr >= cfg.min_psr and self.peak >= cfg.min_peak
+                and self.events >= cfg.min_events)
 
 
 class Envelopes:
@@ -342,7 +346,8 @@ class AvSyncScanner:
             pieces.append(env.to_evidence(env.end - width - 2 * lag, env.end))
         return {"video_cues": self.video_cues, "audio_cues": self.audio_cues,
                 "bin_s": self.config.bin_s,
-                "windows": [[e.window, e.offset_ms, round(e.peak, 4), round(e.psr, 3), e.seconds]
+                "windows": [[e.window, e.offset_ms, round(e.peak, 4), round(e.psr, 3), e.seconds,
+                             e.events]
                             for e in self._estimates],
                 "envelopes": pieces}
 
@@ -408,8 +413,21 @@ def correlate_window(env: Envelopes, index: int, cfg: AvSyncConfig) -> Estimate 
     lobe = round(PEAK_LOBE_MS / 1000 / cfg.bin_s)
     side = np.concatenate([r[:max(0, k - lobe)], r[k + lobe + 1:]])
     psr = float((r[k] - side.mean()) / side.std()) if len(side) > 1 and side.std() > 0 else 0.0
+    # What the peak rests on: the covariance at the peak lag, summed per EVENT_S of the window.
+    # Its participation ratio (sum)^2 / sum of squares counts the moments that carry it: two
+    # coincidences (a loud sound just before each of two cuts) are not a measurement.
+    # An event that straddles two chunks would count twice: the smaller count of two chunkings
+    # half a chunk apart is kept.
+    products = np.where(valid[k], (xs[k] - mx[k]) * (yv[k] - my[k]), 0.0)
+    chunk = max(1, round(EVENT_S / cfg.bin_s))
+    events = np.inf
+    for phase in (0, chunk // 2):
+        edges = np.concatenate([[0], np.arange(phase or chunk, len(products), chunk)])
+        parts = np.maximum(np.add.reduceat(products, edges), 0.0)
+        events = min(events, float(parts.sum() ** 2 / np.square(parts).sum())
+                     if parts.any() else 0.0)
     return Estimate(index, round((k - lag) * cfg.bin_s * 1000, 1), float(r[k]), psr,
-                    round(seconds, 2))
+                    round(seconds, 2), round(events, 2))
 
 
 def is_unknown(defect: Defect) -> bool:
@@ -515,8 +533,7 @@ class AvSyncDetector:
         grid of ``corr_hop_s`` from the first one at or before the stream's start.
         """
         cfg = self.config
-        done = {int(w[0]): Estimate(int(w[0]), float(w[1]), float(w[2]), float(w[3]),
-                                    float(w[4]))
+        done = {int(w[0]): Estimate(int(w[0]), *(float(x) for x in w[1:6]))
                 for e in evidences for w in e.get("windows", [])}
         pieces = [p for e in evidences for p in e.get("envelopes", [])]
         env = Envelopes.join(pieces)

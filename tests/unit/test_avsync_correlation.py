@@ -155,3 +155,25 @@ def test_evidence_stays_bounded() -> None:
     found = offsets(det.finalize([long]))
     assert len(found) == 1 and found[0].details["offset_ms"] == pytest.approx(200, abs=40)
     assert found[0].end_s - found[0].start_s == pytest.approx(180, abs=0.5)
+
+
+def test_two_coincidences_are_not_a_measurement() -> None:
+    """Two cuts, each 300 ms after a loud sound (a clip looped with its splice): the correlation
+    peak is sharp but rests on two moments only, so the window says "unknown"."""
+    rng = np.random.default_rng(2)
+    texture = np.kron(rng.integers(60, 200, (40, 100)), np.ones((4, 4))).astype(np.uint8)
+    frames = [VideoFrame(i / FPS, 1 / FPS, np.ascontiguousarray(
+        texture[:144, (0 if i < 5 * FPS else 60 if i < 11 * FPS else 120):][:, :256]))
+        for i in range(20 * FPS)]
+    audio = (0.003 * rng.standard_normal(20 * SR)).astype(np.float32)
+    for t in (4.7, 10.7):
+        k = int(t * SR)
+        decay = np.exp(-np.arange(SR // 4) / (0.06 * SR))
+        audio[k:k + SR // 4] += (0.012 * decay * rng.standard_normal(SR // 4)).astype(np.float32)
+    det = AvSyncDetector()
+    ev = evidence_of(frames, np.tile(audio, (2, 1)), det)
+    estimates, _ = det.window_estimates([ev])
+    assert any(e.psr >= det.config.min_psr and e.offset_ms == pytest.approx(-300, abs=40)
+               for e in estimates)  # the coincidence is there ...
+    found = det.finalize([ev])
+    assert offsets(found) == [] and all(is_unknown(d) for d in found)  # ... and not believed

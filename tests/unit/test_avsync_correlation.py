@@ -40,7 +40,7 @@ def footage(seconds: float = 40.0, offset_ms: float = 0.0, *, seed: int = 1,
         t = i / FPS
         if np.any((t >= pic_times) & (t < pic_times + 0.24)):
             x += 2  # a burst of movement
-        if drop and (i % 7 in (2, 3) or 10 * FPS <= i < 20 * FPS and i % 3):
+        if drop and (i % 7 in (2, 3) or (10 * FPS <= i < 20 * FPS and i % 3)):
             continue
         x %= texture.shape[1] - 256  # wrap around: one jump, like a cut
         frames.append(VideoFrame(t, 1 / FPS, np.ascontiguousarray(texture[:144, x:x + 256])))

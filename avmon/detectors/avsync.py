@@ -10,10 +10,10 @@ video time; + means audio late) is that cue's offset.
 placed by timestamps, never frame counts, so variable-frame-rate video is measured in the same
 seconds as the audio:
 
-- picture change: at each frame's time, how much more the picture changed than in the frames just
-  before (mean change of the cell means minus the median of the previous four changes, kept when
-  positive): cuts and sudden movements, not steady motion or a repeated frame of a 24-to-25 fps
-  conversion;
+- picture change: how much more the picture changed than in the frames just before (mean change
+  of the cell means minus the median of the previous four changes, kept when positive): cuts and
+  sudden movements, not steady motion or a repeated frame of a 24-to-25 fps conversion. It is
+  placed half way between the two frames' timestamps (the change happened somewhere between);
 - sound change: at each 10 ms boundary, the summed absolute difference of the log spectrum
   averaged over the 50 ms after and the 50 ms before: sound events and sound cuts alike.
 
@@ -21,7 +21,9 @@ Over sliding windows (``corr_window_s`` long, every ``corr_hop_s``, on a fixed g
 stream's clock) the normalized cross-correlation of the two envelopes is computed for every lag
 within ``search_ms``; the lag of the highest peak is the window's offset, and its peak-to-sidelobe
 ratio (PSR: peak minus the mean of the correlation away from the peak, in standard deviations)
-says how sharp it is. A window whose peak is not sharp (PSR below ``min_psr``) or too weak gives
+says how sharp it is, and the participation ratio of the covariance at that lag, summed per half
+second, says on how many separate moments it rests. A window whose peak is not sharp (PSR below
+``min_psr``), too weak (``min_peak``) or carried by one or two coincidences (``min_events``) gives
 no offset: its status is ``unknown``.
 
 Both measures are reported as ``av_sync`` findings. An offset outside ITU-R BT.1359's

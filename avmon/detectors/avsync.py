@@ -443,6 +443,7 @@ class _Span(NamedTuple):
     kind: str              # "offset", "in_sync" or "unknown"
     estimates: tuple[Estimate, ...]
     unmeasured: tuple[tuple[float, float], ...]  # unknown stretches inside an offset span
+    evidence: tuple[float, float]  # the stream the windows read (s)
 
 
 @dataclass(frozen=True)
@@ -495,7 +496,8 @@ class AvSyncDetector:
                 found.append(Defect(self.name, span.start, span.end, 0.0, {
                     "status": "unknown", "method": "correlation",
                     "reason": "no picture and sound events that line up",
-                    "windows": len(span.estimates)}))
+                    "windows": len(span.estimates),
+                    "evidence_s": [round(span.evidence[0], 2), round(span.evidence[1], 2)]}))
         return sorted(found, key=lambda d: d.start_s)
 
     def _cue_defects(self, cues: list[tuple[float, float]], video: np.ndarray) -> list[Defect]:
@@ -592,14 +594,17 @@ class AvSyncDetector:
             group = tuple(x[3] for x in labelled[i:j + 1])
             if kind == "offset" and len(group) < cfg.min_windows:
                 kind = "unknown"
-            spans.append(_Span(lo, labelled[j][1], kind, group, ()))
+            read = (max(begin, group[0].window * hop),
+                    min(finish, group[-1].window * hop + width))
+            spans.append(_Span(lo, labelled[j][1], kind, group, (), read))
             i = j + 1
         merged: list[_Span] = []
         for span in spans:  # doubt next to doubt is one unknown stretch
             if (merged and span.kind == merged[-1].kind == "unknown"
                     and abs(span.start - merged[-1].end) < 1e-6):
                 merged[-1] = _Span(merged[-1].start, span.end, "unknown",
-                                   merged[-1].estimates + span.estimates, ())
+                                   merged[-1].estimates + span.estimates, (),
+                                   (merged[-1].evidence[0], span.evidence[1]))
             else:
                 merged.append(span)
         return self._bridge(merged)
@@ -620,7 +625,8 @@ class AvSyncDetector:
                 gap, first = out.pop(), out.pop()
                 out.append(_Span(first.start, span.end, "offset",
                                  first.estimates + span.estimates,
-                                 (*first.unmeasured, (gap.start, gap.end), *span.unmeasured)))
+                                 (*first.unmeasured, (gap.start, gap.end), *span.unmeasured),
+                                 (first.evidence[0], span.evidence[1])))
             else:
                 out.append(span)
         return out
@@ -636,7 +642,5 @@ class AvSyncDetector:
             "status": "offset", "method": "correlation",
             "windows": len(span.estimates), "psr": round(psr, 2), "peak": round(peak, 3),
             "unmeasured_s": [[round(a, 2), round(b, 2)] for a, b in span.unmeasured],
-            "evidence_s": [round(span.estimates[0].window * self.config.corr_hop_s, 2),
-                           round(span.estimates[-1].window * self.config.corr_hop_s
-                                 + self.config.corr_window_s, 2)],
+            "evidence_s": [round(span.evidence[0], 2), round(span.evidence[1], 2)],
         })

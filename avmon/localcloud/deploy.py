@@ -40,6 +40,7 @@ from typing import Any
 from avmon.errors import ConfigError
 from avmon.localcloud.meter import Meter
 from avmon.localcloud.patching import MethodPatch
+from avmon.localcloud.project import project_root
 from avmon.pipeline import keys, ports
 from avmon.pipeline.config import PipelineConfig
 
@@ -282,6 +283,7 @@ class LocalCloud:
         return self._client_session.client(service, region_name=REGION)
 
     def _deploy(self) -> Deployment:
+        project_root()
         from cdk.app import build_app
 
         with tempfile.TemporaryDirectory(prefix="avmon-cdk-") as outdir:

@@ -51,6 +51,18 @@ def describe_source(source: Source) -> str:
     return str(getattr(source, "name", "<stream>"))
 
 
+# FFmpeg opens any text file as ANSI art ("tty") and a single picture through an image demuxer;
+# neither is a stream to monitor. Cover art in an audio file is marked as an attached picture.
+_TEXT_CODECS = frozenset({"ansi", "bintext", "xbin", "idf"})
+
+
+def _still_or_text(container: Any, video: Any) -> bool:
+    fmt = container.format.name
+    return bool(fmt == "tty" or fmt == "image2" or fmt.endswith("_pipe")
+                or video.codec_context.name in _TEXT_CODECS
+                or video.disposition & av.stream.Disposition.attached_pic)
+
+
 def _check_path(source: Source) -> None:
     if not isinstance(source, (str, os.PathLike)):
         return
@@ -90,9 +102,13 @@ class MediaReader:
         c = self._container
         self._video = c.streams.video[0] if c.streams.video else None
         self._audio = c.streams.audio[0] if c.streams.audio else None
+        if self._video is not None and _still_or_text(c, self._video):
+            self._video = None  # a cover picture or a text file is not a picture track
         if self._video is None and self._audio is None:
+            why = (f" (FFmpeg reads it as {c.format.name}: text or a still image)"
+                   if c.streams.video else "")
             c.close()
-            raise MediaOpenError(f"{self.name}: no audio or video track")
+            raise MediaOpenError(f"{self.name}: no audio or video track{why}")
         if self._video is not None and self._video.codec_context is None:
             self._video = None
         self.stats = DecodeStats()
@@ -255,3 +271,10 @@ def _reason(exc: BaseException) -> str:
     text = getattr(exc, "strerror", None) or str(exc)
     return str(text).strip().rstrip(".").lower()
 
+
+
+def probe(source: Source) -> StreamInfo:
+    """Open ``source`` and describe its tracks, decoding nothing: the one check that an input is
+    media, made before any work starts. Raises MediaOpenError naming the input and the problem."""
+    with MediaReader(source) as reader:
+        return reader.info()

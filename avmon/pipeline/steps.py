@@ -26,12 +26,12 @@ import numpy as np
 from avmon import __version__
 from avmon.detectors.base import Evidence
 from avmon.detectors.config import AnalysisConfig
-from avmon.detectors.registry import build
+from avmon.detectors.registry import build, finalize_all
 from avmon.errors import MediaOpenError, PayloadTooLargeError
 from avmon.frames import AudioBatcher, AudioBuffer, VideoFrame
 from avmon.media.decode import MediaReader
 from avmon.media.segment import split_segments
-from avmon.model import AudioInfo, Defect, Report, StreamInfo, VideoInfo
+from avmon.model import AudioInfo, Report, StreamInfo, VideoInfo
 from avmon.pipeline import keys
 from avmon.pipeline.config import PipelineConfig
 from avmon.pipeline.ports import Notifier, ObjectStore, Starter
@@ -239,7 +239,7 @@ def aggregate(store: ObjectStore, notifier: Notifier, manifest: Mapping[str, Any
         for r in branch:
             evidence.setdefault(r["detector"], []).append(store.get_json(r["key"])["evidence"])
     detectors = build(analysis or AnalysisConfig(), list(evidence))
-    defects = [d for det in detectors for d in det.finalize(evidence[det.name])]
+    defects = finalize_all(detectors, evidence)
     report = {
         "stream": job.stream, "segment": job.segment, "start_s": job.start_s,
         "end_s": manifest["end_s"], "video": manifest["video"], "audio": manifest["audio_info"],
@@ -286,7 +286,7 @@ def assemble(segment_reports: Iterable[Mapping[str, Any]], source: str,
         if r["failed"]:
             failed[int(r["segment"])] = r["failed"]
     detectors = build(analysis, list(evidence))
-    defects: list[Defect] = [d for det in detectors for d in det.finalize(evidence[det.name])]
+    defects = finalize_all(detectors, evidence)
     first = reports[0] if reports else {}
     v, a = first.get("video"), first.get("audio")
     video = VideoInfo(v["codec"], v["width"], v["height"], v["fps"],

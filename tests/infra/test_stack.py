@@ -155,7 +155,7 @@ def s3_prefixes(statements: list[dict[str, Any]], action: str) -> set[str]:
     return found
 
 
-@pytest.mark.parametrize("function, reads, writes", [
+@pytest.mark.parametrize(("function", "reads", "writes"), [
     ("Converter", {"segments/*", "ingest/*"}, {"frames/*", "audio/*"}),
     ("FreezeDetector", {"frames/*", "audio/*"}, {"results/freeze/*"}),
     ("AvSyncDetector", {"frames/*", "audio/*"}, {"results/av_sync/*"}),

@@ -35,12 +35,12 @@ def test_config_from_json_and_toml(tmp_path):
     assert AnalysisConfig.load(t).freeze == AnalysisConfig().freeze
 
 
-@pytest.mark.parametrize("content, problem", [
+@pytest.mark.parametrize(("content", "problem"), [
     ({"nope": {}}, "unknown detector"),
-    ({"freeze": {"speed": 1}}, "unknown FreezeConfig"),
-    ({"freeze": {"min_duration_s": "soon"}}, "expected float"),
-    ({"black": {"min_fraction": 2}}, "within [0, 1]"),
-    ({"clipping": {"window_s": 0}}, "> 0"),
+    ({"freeze": {"speed": 1}}, "freeze.speed = 1: is not a known setting; known: min_dur"),
+    ({"freeze": {"min_duration_s": "soon"}}, "min_duration_s = 'soon': must be a number"),
+    ({"black": {"min_fraction": 2}}, "black.min_fraction = 2: must be <= 1"),
+    ({"clipping": {"window_s": 0}}, "clipping.window_s = 0: must be >= 0.001"),
 ])
 def test_config_rejects(tmp_path, content, problem):
     p = tmp_path / "c.json"

@@ -87,11 +87,15 @@ class AvSyncConfig(DetectorConfig):
     agree_ms: float = 80.0          # windows agree if their offsets are this close
     spectrum_floor_dbfs: float = -80.0  # log spectrum floor: hiss below it is not a sound event
 
-    def validate(self) -> None:
-        super().validate()
-        if self.bin_s <= 0 or self.corr_hop_s <= 0 or self.corr_window_s < self.corr_hop_s:
-            raise ConfigError("AvSyncConfig: bin_s and corr_hop_s must be > 0 and"
-                              " corr_window_s >= corr_hop_s")
+    def __post_init__(self) -> None:
+        # ranges the unit rules cannot say: the envelope grid and the windows must make sense
+        # together (runs on every construction, so also on a configuration file)
+        if not 0.001 <= self.bin_s <= 0.1:
+            raise ConfigError(f"AvSyncConfig.bin_s = {self.bin_s}: must be 0.001..0.1 s")
+        if not self.bin_s <= self.corr_hop_s <= self.corr_window_s <= 600:
+            raise ConfigError(f"AvSyncConfig: need bin_s <= corr_hop_s <= corr_window_s <= 600 s,"
+                              f" got corr_hop_s = {self.corr_hop_s},"
+                              f" corr_window_s = {self.corr_window_s}")
 
 
 SPECTRUM_SPAN = 5       # sound change compares this many 10 ms spectra after and before

@@ -465,7 +465,8 @@ class Monitor:
             evidence = [chunk[det.name] for _, chunk in self._chunks if det.name in chunk]
             if det.name in self._scanners:
                 evidence.append(self._scanners[det.name].evidence())
-            found += det.finalize(evidence)
+            # "could not measure here" is in the report, never an alert
+            found += [d for d in det.finalize(evidence) if not d.unmeasured]
         yield from self._diff(found, {d.name for d in evaluated})
 
     def _edge_for(self, detector: str) -> float | None:

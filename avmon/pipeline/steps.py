@@ -247,7 +247,7 @@ def aggregate(store: ObjectStore, notifier: Notifier, manifest: Mapping[str, Any
         "defects": [d.to_dict() for d in defects],
     }
     store.put_json(keys.report(job.stream, job.segment), report)
-    if defects:
+    if any(not d.unmeasured for d in defects):
         notifier.publish(f"avmon: {len(defects)} defect(s) in {job.stream}",
                          {"stream": job.stream, "segment": job.segment,
                           "defects": report["defects"]})

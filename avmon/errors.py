@@ -65,3 +65,13 @@ class PeerToolError(TerminalError):
 
 RETRYABLE: tuple[type[AvmonError], ...] = (RetryableError,)
 TERMINAL: tuple[type[AvmonError], ...] = (TerminalError,)
+
+
+EXIT_INCOMPLETE = 4  # the analysis ran, but some segments or detectors failed or are missing
+
+
+class AnalysisIncompleteError(AvmonError):
+    """Part of the input was not analysed (segments or detectors failed, or never reported):
+    what was found is still printed, and the failures are listed."""
+
+    exit_code = EXIT_INCOMPLETE

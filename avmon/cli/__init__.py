@@ -103,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="a deployed stream's report, from its segment reports in S3")
     p.add_argument("--bucket", required=True, help="the stack's BucketName output")
-    p.add_argument("--stream", required=True, help="the stream's name (ingest/<stream>/...)")
+    p.add_argument("--stream", required=True,
+                   help="the stream: its object key under ingest/ (a live stream: its folder)")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("demo", help="make a stream with known defects, analyse it, compare")
@@ -220,9 +221,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         print()
         print(format_usage(result.usage))
     for f in result.failed_segments:
-        where = f.get("execution") or f"segment {f.get('segment')} {f.get('detector')}"
-        sys.stderr.write(f"avmon: note: {where} failed: {f['error']}: {f['cause']}\n")
-    return 0
+        what = f.get("detector") or f["status"]
+        sys.stderr.write(f"avmon: note: segment {f['segment']}: {what}: {f['error']}:"
+                         f" {f['cause']}\n")
+    return int(result.exit_code)
 
 
 def _simulate_many(args: argparse.Namespace, config: Any) -> int:
@@ -413,23 +415,16 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from avmon.errors import MissingResourceError
-    from avmon.pipeline import keys
+    from avmon.errors import EXIT_INCOMPLETE
     from avmon.pipeline.ports import S3Store
-    from avmon.pipeline.steps import assemble
+    from avmon.pipeline.status import stream_status
 
-    store = S3Store(args.bucket)
-    found = store.list(keys.reports_of(args.stream))
-    if not found:
-        raise MissingResourceError(f"s3://{args.bucket}/{keys.reports_of(args.stream)}:"
-                                   " no segment reports (yet)")
-    result = assemble([store.get_json(k) for k in found], f"s3://{args.bucket}/{args.stream}")
-    report = result.report.to_dict()
-    print(json.dumps(report, indent=2) if args.json else format_report(report))
-    for seg, dets in sorted(result.failed_detectors.items()):
-        for name, why in dets.items():
-            sys.stderr.write(f"avmon: note: segment {seg}: {name} failed: {why['cause']}\n")
-    return 0
+    status = stream_status(S3Store(args.bucket), args.stream, f"s3://{args.bucket}/{args.stream}")
+    report = status.result.report.to_dict()
+    print(json.dumps(status.to_dict(), indent=2) if args.json else format_report(report))
+    for line in status.problems():
+        sys.stderr.write(f"avmon: note: run {status.run.run}: {line}\n")
+    return 0 if status.finished else EXIT_INCOMPLETE
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:

@@ -18,6 +18,9 @@ from avmon.errors import ConfigError
 
 FRAME_LAYOUTS = ("object-per-frame", "object-per-segment")
 WORKFLOW_TYPES = ("STANDARD", "EXPRESS")
+# the retention periods CloudWatch Logs accepts (PutRetentionPolicy), in days
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096,
+                      1827, 2192, 2557, 2922, 3288, 3653)
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,11 @@ class PipelineConfig:
     aggregator_memory_mb: int = 512
     ingest_memory_mb: int = 1024
     timeout_s: int = 300
-    frames_expire_days: int = 1
+    frames_expire_days: int = 1           # segments, frames, audio, results: intermediate
+    reports_expire_days: int = 90         # reports/ and runs/: what `avmon report` reads
+    ingest_expire_days: int = 30          # the uploads themselves
+    log_retention_days: int = 30          # every function's and the workflow's log group
+    ingest_retry_attempts: int = 2        # async redeliveries before the dead-letter queue
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def validate(self) -> PipelineConfig:
@@ -49,6 +56,14 @@ class PipelineConfig:
         for f in fields(self):
             if f.name.endswith("_mb") and not 128 <= getattr(self, f.name) <= 10240:
                 raise ConfigError(f"{f.name} must be within Lambda's 128..10240 MB")
+        for f in fields(self):
+            if f.name.endswith("_expire_days") and not 1 <= getattr(self, f.name) <= 3650:
+                raise ConfigError(f"{f.name} must be within 1..3650 days")
+        if self.log_retention_days not in LOG_RETENTION_DAYS:
+            raise ConfigError("log_retention_days must be one of CloudWatch Logs' periods: "
+                              + ", ".join(map(str, LOG_RETENTION_DAYS)))
+        if not 0 <= self.ingest_retry_attempts <= 2:
+            raise ConfigError("ingest_retry_attempts must be within Lambda's 0..2")
         if self.audio_object_seconds <= 0:
             raise ConfigError("audio_object_seconds must be > 0")
         return self

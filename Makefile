@@ -9,7 +9,12 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum 
 
 .PHONY: setup demo test lint bench corpus evaluate clean system-deps
 
-setup: $(STAMP) system-deps
+setup: $(STAMP) system-deps node_modules/.installed
+
+# The AWS CDK CLI (cdk synth / cdk deploy), pinned in package.json and package-lock.json.
+node_modules/.installed: package.json package-lock.json
+	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund --silent && touch $@; \
+	  else echo "note: npm is missing; the cdk CLI (package.json) is not installed"; fi
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +38,7 @@ demo: setup
 lint: $(STAMP)
 	$(BIN)/ruff check avmon functions cdk tests benchmarks app.py
 	$(BIN)/mypy avmon functions cdk
+	$(BIN)/lint-imports
 
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
@@ -49,4 +55,4 @@ bench: setup
 	$(BIN)/python benchmarks/speed.py
 
 clean:
-	rm -rf $(VENV) corpus bench-out out cdk.out
+	rm -rf $(VENV) node_modules corpus bench-out out cdk.out

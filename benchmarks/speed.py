@@ -54,7 +54,7 @@ def make(path: Path, seconds: int) -> Path:
 
 def measure_rss(path: Path) -> int:
     """Max RSS (MiB) of a fresh analyze process: the single-process design's own measurement."""
-    from avmon.economics.designs import measure_single_process
+    from avmon.benchmark import measure_single_process
     return round(measure_single_process(path)["usage"]["peak_mb"])
 
 

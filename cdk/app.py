@@ -23,6 +23,10 @@ def build_app(context: dict[str, Any] | None = None, outdir: str | None = None,
     """
     flags = json.loads((ROOT / "cdk.json").read_text()).get("context", {})
     app = cdk.App(context={**flags, **(context or {})}, outdir=outdir)
+    if os.environ.get("AVMON_SKIP_BUNDLING") == "1":
+        # `cdk synth` with the template only: the CLI refuses aws:* context from the user, and
+        # its own context wins over the App's, so the node's value is set after construction.
+        app.node.set_context("aws:cdk:bundling-stacks", [])
     if config is None:
         path = app.node.try_get_context("avmon_config")
         config = PipelineConfig.load(path) if path else PipelineConfig()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from avmon.detectors import NAMES
+from avmon.detectors.registry import CAMEL
 
 ROOT = Path(__file__).resolve().parent.parent
 ASL_FILE = ROOT / "statemachine" / "pipeline.asl.json"
@@ -12,10 +12,9 @@ LAMBDA_REQUIREMENTS = ROOT / "functions" / "requirements.txt"
 STACK_NAME = "AvmonPipeline"
 RUNTIME = "python3.12"
 
-# detector name -> the part of its logical id, ASL placeholder and branch (FreezeFunctionArn,
-# DetectFreeze): derived from the registry, so a new detector gets its function and a test
-# insists on its ASL branch
-DETECTOR_IDS = {name: "".join(p.title() for p in name.split("_")) for name in NAMES}
+# detector name -> the part of its logical id and ASL placeholder (e.g. FreezeFunctionArn),
+# derived from the registry
+DETECTOR_IDS = dict(CAMEL)
 HANDLERS = {
     "Ingest": "functions.ingest.handler",
     "Converter": "functions.converter.handler",

@@ -29,8 +29,11 @@ from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk.region_info import RegionInfo
 from constructs import Construct
 
+from avmon.detectors.config import AnalysisConfig
+from avmon.detectors.registry import build
 from avmon.pipeline import keys
 from avmon.pipeline.config import PipelineConfig
 from cdk.bundling import LocalPipBundling
@@ -117,6 +120,7 @@ class PipelineStack(cdk.Stack):  # type: ignore[misc]  # aws_cdk is not analysed
                 environment={**common_env, **env},
                 description=f"avmon {name}",
                 log_group=log_group,
+                reserved_concurrent_executions=config.reserved_concurrency or None,
                 **options,
             )
             self.alarm(f"{name}Errors", fn.metric_errors(period=cdk.Duration.minutes(5)),
@@ -131,7 +135,10 @@ class PipelineStack(cdk.Stack):  # type: ignore[misc]  # aws_cdk is not analysed
         for detector, ident in DETECTOR_IDS.items():
             fn = function(f"{ident}Detector", config.detector_memory_mb,
                           {"AVMON_DETECTOR": detector})
-            self.allow(fn, "s3:GetObject", keys.FRAMES, keys.AUDIO)
+            # a detector reads only the media it analyses: pictures, audio, or both
+            needs = build(AnalysisConfig(), [detector])[0].needs
+            self.allow(fn, "s3:GetObject", *([keys.FRAMES] if "video" in needs else []),
+                       *([keys.AUDIO] if "audio" in needs else []))
             self.allow(fn, "s3:PutObject", f"{keys.RESULTS}{detector}/")
             self.detectors[detector] = fn
 
@@ -216,6 +223,18 @@ class PipelineStack(cdk.Stack):  # type: ignore[misc]  # aws_cdk is not analysed
             self.acknowledge(f"AwsSolutions-IAM5[Resource::<{bucket}.Arn>/{p}*]",
                              f"objects under {p} only: the keys this role works on")
 
+    def kms_keys_arn(self) -> str:
+        """``arn:...:kms:REGION:ACCOUNT:key/*`` as cdk-nag prints it: with the region and
+        account where synthesis knows them (``cdk synth`` sets the region), tokens otherwise."""
+        region, account = self.region, self.account
+        if cdk.Token.is_unresolved(region):
+            partition, region = "<AWS::Partition>", "<AWS::Region>"
+        else:
+            partition = RegionInfo.get(region).partition or "aws"
+        if cdk.Token.is_unresolved(account):
+            account = "<AWS::AccountId>"
+        return f"arn:{partition}:kms:{region}:{account}:key/*"
+
     def logical_id(self, construct: Construct) -> str:
         child = construct.node.default_child
         assert isinstance(child, cdk.CfnElement)
@@ -237,6 +256,14 @@ class PipelineStack(cdk.Stack):  # type: ignore[misc]  # aws_cdk is not analysed
             "AwsSolutions-IAM5[Resource::*]",
             "X-Ray trace upload (xray:PutTraceSegments, PutTelemetryRecords) and the state "
             "machine's CloudWatch Logs delivery actions support no resource-level permissions")
+        self.acknowledge(
+            "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
+            "publishing to the topic encrypted with the AWS-managed key alias/aws/sns needs"
+            " GenerateDataKey on that key, whose id is unknown at synth time; its key policy"
+            " admits only SNS on the account's behalf")
+        self.acknowledge(
+            f"AwsSolutions-IAM5[Resource::{self.kms_keys_arn()}]",
+            "the same grant: the AWS-managed SNS key of this account and region, by alias")
         self.acknowledge(
             "AwsSolutions-L1",
             "python3.12 on purpose: the bundled PyAV (av 18.1, abi3) and numpy wheels are the "

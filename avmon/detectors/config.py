@@ -6,8 +6,6 @@ Loaded from a JSON or TOML file (``--config FILE``) whose top-level keys are det
 
 from __future__ import annotations
 
-import json
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +17,7 @@ from avmon.detectors.blocks import BlockCorruptionConfig
 from avmon.detectors.clipping import ClippingConfig
 from avmon.detectors.freeze import FreezeConfig
 from avmon.detectors.silence import SilenceConfig
+from avmon.documents import read_document
 from avmon.errors import ConfigError
 
 
@@ -49,15 +48,7 @@ class AnalysisConfig:
     def load(cls, path: str | Path) -> AnalysisConfig:
         """Read a JSON or TOML file. Raises ConfigError naming the file and the problem."""
         p = Path(path)
-        try:
-            text = p.read_text()
-        except OSError as exc:
-            raise ConfigError(f"{p}: cannot read configuration ({exc.strerror})") from None
-        try:
-            data = tomllib.loads(text) if p.suffix == ".toml" else json.loads(text)
-        except (ValueError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"{p}: not valid {'TOML' if p.suffix == '.toml' else 'JSON'}"
-                              f" ({exc})") from None
+        data = read_document(p, "detector settings")
         if not isinstance(data, Mapping):
             raise ConfigError(f"{p}: configuration must be an object of detector settings")
         return cls.from_mapping(data)

@@ -11,17 +11,18 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from avmon.documents import read_document
 from avmon.economics.prices import PriceTable, TaskSize, serverless_cost, single_process_cost, total
 from avmon.economics.quotas import Demand, scaling_wall
-from avmon.errors import AvmonError, ConfigError
+from avmon.errors import ConfigError
+from avmon.evaluation.matching import match, same_defect_tolerance
+from avmon.model import Defect
 from avmon.pipeline.config import PipelineConfig
+from avmon.usage import Usage
 
 ORIGINAL, TUNED, SINGLE = "serverless-original", "serverless-tuned", "single-process"
 DESIGNS = (ORIGINAL, TUNED, SINGLE)
@@ -32,62 +33,11 @@ SERVERLESS: dict[str, PipelineConfig] = {
 }
 
 
-def measure_single_process(path: Path) -> dict[str, Any]:
-    """CPU seconds and peak memory of ``avmon analyze`` in its own process (interpreter, imports
-    and audio included). Raises AvmonError if analyze fails."""
-    code = ("import json,resource,subprocess,sys;"
-            "p=subprocess.run([sys.executable,'-m','avmon','analyze',sys.argv[1],'--json'],"
-            "capture_output=True,text=True);"
-            "r=resource.getrusage(resource.RUSAGE_CHILDREN);"
-            "print(json.dumps({'rc':p.returncode,'out':p.stdout,'err':p.stderr,"
-            "'cpu':r.ru_utime+r.ru_stime,'rss':r.ru_maxrss}))")
-    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
-                          text=True, check=True)
-    m = json.loads(proc.stdout)
-    if m["rc"] != 0:
-        raise AvmonError(f"single-process analysis failed: {m['err'].strip()}")
-    report = json.loads(m["out"])
-    stream_s = float(report["duration_s"])
-    return {"report": report, "usage": {
-        "cpu_s": round(m["cpu"], 3), "stream_s": stream_s,
-        "cpu_per_stream_second": round(m["cpu"] / stream_s, 5),
-        "peak_mb": round(m["rss"] / 1024, 1)}}
-
-
-def run_designs(path: Path, designs: Sequence[str] = DESIGNS,
-                on_design: Callable[[str], None] | None = None,
-                progress: Any = None) -> dict[str, dict[str, Any]]:
-    """Run each design on ``path``: {design: {"report": ..., "usage": ...}}."""
-    from avmon.localcloud.simulate import simulate
-
-    unknown = set(designs) - set(DESIGNS)
-    if unknown:
-        raise ConfigError(f"unknown design(s): {', '.join(sorted(unknown))};"
-                          f" known: {', '.join(DESIGNS)}")
-    out: dict[str, dict[str, Any]] = {}
-    for design in designs:
-        if on_design is not None:
-            on_design(design)
-        if design == SINGLE:
-            out[design] = measure_single_process(path)
-        else:
-            sim = simulate(path, SERVERLESS[design], progress=progress)
-            out[design] = {"report": sim.report, "usage": sim.usage,
-                           "failed": sim.failed_segments,
-                           "config": SERVERLESS[design].to_dict()}
-    return out
-
-
 def runs_from_file(path: Path) -> dict[str, dict[str, Any]]:
     """Runs saved by ``avmon benchmark --json`` or ``avmon simulate --json``.
 
     Raises ConfigError if the file is neither."""
-    try:
-        data = json.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read usage ({exc.strerror})") from None
-    except ValueError as exc:
-        raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+    data = read_document(path, "usage")
     if isinstance(data, dict) and "designs" in data:
         return {name: {"report": {"duration_s": d["stream_s"], "defects": d["defects"]},
                        "usage": d["usage"], "config": d.get("config", {})}
@@ -116,9 +66,10 @@ def compare(runs: Mapping[str, Mapping[str, Any]], prices: PriceTable,
             config = run.get("config", {})
             workflow = config.get("workflow_type", "STANDARD")
             stream_s = float(run["report"]["duration_s"])
-            items = serverless_cost(usage, stream_s, prices, workflow,
+            metered = Usage.from_dict(usage, f"{design} usage")
+            items = serverless_cost(metered, stream_s, prices, workflow,
                                     float(config.get("frames_expire_days", 1)))
-            demand = Demand.from_usage(usage, stream_s, workflow)
+            demand = Demand.from_usage(metered, stream_s, workflow)
             wall = scaling_wall(demand, quotas, expected_streams)
             extra = {"demand_per_stream_second": demand.to_dict()}
         designs[design] = {
@@ -145,22 +96,13 @@ def compare(runs: Mapping[str, Mapping[str, Any]], prices: PriceTable,
             "designs": designs}
 
 
-AV_SYNC_TOLERANCE_S = 0.5  # a cue on a segment's first frame can be lost (README)
-
-
 def _identical(designs: Mapping[str, Any]) -> bool:
-    """Same defects in every design: same detectors and counts; intervals within 0.05 s, or
-    within AV_SYNC_TOLERANCE_S for av_sync, whose cues depend on segment boundaries."""
-    lists = [sorted(d["defects"], key=lambda x: (x["detector"], x["start_s"]))
-             for d in designs.values()]
-    for other in lists[1:]:
-        if [x["detector"] for x in other] != [x["detector"] for x in lists[0]]:
-            return False
-        for a, b in zip(lists[0], other, strict=True):
-            tol = AV_SYNC_TOLERANCE_S if a["detector"] == "av_sync" else 0.05
-            if abs(a["start_s"] - b["start_s"]) > tol or abs(a["end_s"] - b["end_s"]) > tol:
-                return False
-    return True
+    """Same defects in every design: each pairs with one in the first design, onsets and ends
+    within ``same_defect_tolerance`` (50 ms; 0.5 s for av_sync, whose cues depend on segment
+    boundaries)."""
+    lists = [[Defect.from_dict(x) for x in d["defects"]] for d in designs.values()]
+    return all(match(lists[0], other, same_defect_tolerance, ends_too=True).exact
+               for other in lists[1:])
 
 
 def fleet(result: Mapping[str, Any], streams: int, hours: float) -> dict[str, float]:

@@ -9,15 +9,15 @@ the number of streams one task holds. Prices come from ``avmon/economics/data/pr
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from avmon.documents import packaged_document, read_document
 from avmon.errors import ConfigError
+from avmon.usage import Usage
 
 HOUR = 3600.0
 DAYS_PER_MONTH = 730.0 / 24  # AWS prices a GB-month as 730 hours
@@ -50,15 +50,14 @@ class PriceTable:
     @classmethod
     def load(cls, region: str = "us-east-1", path: str | Path | None = None) -> PriceTable:
         """Raises ConfigError for a missing file, bad JSON or an unknown region."""
+        data = (read_document(path, "prices") if path
+                else packaged_document("prices.json", "prices"))
         try:
-            text = Path(path).read_text() if path else \
-                resources.files("avmon.economics.data").joinpath("prices.json").read_text()
-            data = json.loads(text)
             regions = data["regions"]
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read prices ({exc.strerror})") from None
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"{path or 'prices.json'}: not a price table ({exc})") from None
+            regions.keys()
+        except (KeyError, TypeError, AttributeError):
+            raise ConfigError(f"{path or 'prices.json'}: not a price table"
+                              " (no 'regions' object)") from None
         if region not in regions:
             raise ConfigError(f"no prices for region {region!r}; known: {', '.join(regions)}")
         try:
@@ -86,7 +85,7 @@ def _item(name: str, quantity: float, price: Price) -> LineItem:
     return LineItem(name, quantity, price.unit, quantity * price.unit_price)
 
 
-def serverless_cost(usage: Mapping[str, Any], stream_seconds: float, prices: PriceTable,
+def serverless_cost(usage: Usage, stream_seconds: float, prices: PriceTable,
                     workflow_type: str = "STANDARD", storage_days: float = 1.0,
                     express_memory_gb: float = 0.064) -> list[LineItem]:
     """Line items per stream-hour for a measured serverless run of ``stream_seconds`` of media.
@@ -99,49 +98,41 @@ def serverless_cost(usage: Mapping[str, Any], stream_seconds: float, prices: Pri
     if stream_seconds <= 0:
         raise ConfigError("usage covers no media (stream_seconds must be > 0)")
     scale = HOUR / stream_seconds
-    req = usage["requests"]
-    s3 = req.get("s3", {})
-    lam = usage["lambda"]
-    tier1 = sum(v for k, v in s3.items() if k in ("PutObject", "CopyObject", "PostObject",
-                                                    "ListObjectsV2", "ListObjects"))
-    tier2 = sum(v for k, v in s3.items() if k in ("GetObject", "SelectObjectContent"))
-    invocations = sum(f["invocations"] for f in lam.values())
-    gb_s = sum(f["gb_seconds"] for f in lam.values())
     items = []
-    executions = usage["executions"]
+    executions = usage.executions
     if workflow_type == "EXPRESS":
         items.append(_item("Step Functions Express requests", executions * scale,
                            prices["sfn_express_request"]))
-        per_exec = _critical_path_s(lam, executions)
+        per_exec = _critical_path_s(usage)
         billed = math.ceil(per_exec * 10) / 10
         items.append(_item("Step Functions Express GB-s",
                            executions * billed * express_memory_gb * scale,
                            prices["sfn_express_gb_second"]))
     else:
         items.append(_item("Step Functions state transitions",
-                           usage["state_transitions"] * scale,
+                           usage.state_transitions * scale,
                            prices["sfn_standard_transition"]))
     items += [
-        _item("S3 Tier-1 requests (PUT, LIST)", tier1 * scale, prices["s3_tier1_request"]),
-        _item("S3 Tier-2 requests (GET)", tier2 * scale, prices["s3_tier2_request"]),
-        _item("S3 storage", usage["bytes"].get("s3_put", 0) / 1e9 * scale
+        _item("S3 Tier-1 requests (PUT, LIST)", usage.s3_tier1 * scale, prices["s3_tier1_request"]),
+        _item("S3 Tier-2 requests (GET)", usage.s3_tier2 * scale, prices["s3_tier2_request"]),
+        _item("S3 storage", usage.bytes.get("s3_put", 0) / 1e9 * scale
               * storage_days / DAYS_PER_MONTH, prices["s3_storage"]),
-        _item("Lambda requests", invocations * scale, prices["lambda_request"]),
-        _item("Lambda GB-s", gb_s * scale, prices["lambda_gb_second"]),
-        _item("SNS publishes", req.get("sns", {}).get("Publish", 0) * scale,
+        _item("Lambda requests", usage.invocations * scale, prices["lambda_request"]),
+        _item("Lambda GB-s", usage.gb_seconds * scale, prices["lambda_gb_second"]),
+        _item("SNS publishes", usage.calls("sns", "Publish") * scale,
               prices["sns_publish"]),
     ]
     return items
 
 
-def _critical_path_s(lam: Mapping[str, Any], executions: int) -> float:
-    if executions <= 0:
+def _critical_path_s(usage: Usage) -> float:
+    if usage.executions <= 0:
         return 0.0
 
     def per_exec(name: str) -> float:
-        f = lam.get(name)
-        return f["billed_ms"] / 1000 / executions if f else 0.0
-    detectors = [per_exec(n) for n in lam if n.endswith("Detector")]
+        f = usage.functions.get(name)
+        return f.billed_ms / 1000 / usage.executions if f else 0.0
+    detectors = [per_exec(n) for n in usage.functions if n.endswith("Detector")]
     return per_exec("Converter") + max(detectors, default=0.0) + per_exec("Aggregator")
 
 

@@ -1,7 +1,7 @@
 """Quotas and the scaling wall: how many streams a design sustains, and which quota binds.
 
 Per-stream demand comes from a measured run (state transitions, executions, Lambda invocations,
-concurrent Lambda time, S3 requests per stream-second); quotas from ``avmon/economics/data/quotas.json``
+concurrent Lambda time, S3 requests per stream-second); quotas from ``economics/data/quotas.json``
 (the case study's period, ``2023``, or today's, ``current``). A time-stepped simulation ramps the
 offered load up to the expected number of streams; each quota is a token bucket (or a
 concurrency limit) and what it cannot serve queues as backlog, which is what delayed executions
@@ -17,14 +17,13 @@ in the real account. Assumptions, stated once here:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
+from avmon.documents import packaged_document, read_document
 from avmon.errors import ConfigError
+from avmon.usage import Usage
 
 
 @dataclass(frozen=True)
@@ -40,19 +39,17 @@ class Demand:
     workflow_type: str = "STANDARD"
 
     @classmethod
-    def from_usage(cls, usage: Mapping[str, Any], stream_seconds: float,
+    def from_usage(cls, usage: Usage, stream_seconds: float,
                    workflow_type: str = "STANDARD") -> Demand:
         if stream_seconds <= 0:
             raise ConfigError("usage covers no media (stream_seconds must be > 0)")
-        lam = usage["lambda"]
-        s3 = usage["requests"].get("s3", {})
         return cls(
-            transitions=usage["state_transitions"] / stream_seconds,
-            executions=usage["executions"] / stream_seconds,
-            invocations=sum(f["invocations"] for f in lam.values()) / stream_seconds,
-            concurrency=sum(f["billed_ms"] for f in lam.values()) / 1000 / stream_seconds,
-            s3_put=s3.get("PutObject", 0) / stream_seconds,
-            s3_get=s3.get("GetObject", 0) / stream_seconds,
+            transitions=usage.state_transitions / stream_seconds,
+            executions=usage.executions / stream_seconds,
+            invocations=usage.invocations / stream_seconds,
+            concurrency=usage.lambda_seconds / stream_seconds,
+            s3_put=usage.calls("s3", "PutObject") / stream_seconds,
+            s3_get=usage.calls("s3", "GetObject") / stream_seconds,
             workflow_type=workflow_type,
         )
 
@@ -62,15 +59,9 @@ class Demand:
 
 def load_quotas(name: str = "2023") -> dict[str, Any]:
     """``2023``, ``current`` or a JSON file of the same shape. Raises ConfigError."""
-    try:
-        if name in ("2023", "current"):
-            data = json.loads(resources.files("avmon.economics.data").joinpath("quotas.json").read_text())
-            return dict(data[name])
-        quotas = json.loads(Path(name).read_text())
-    except OSError as exc:
-        raise ConfigError(f"{name}: cannot read quotas ({exc.strerror})") from None
-    except (ValueError, KeyError) as exc:
-        raise ConfigError(f"{name}: not a quota table ({exc})") from None
+    if name in ("2023", "current"):
+        return dict(packaged_document("quotas.json", "quotas")[name])
+    quotas = read_document(name, "quotas")
     if not isinstance(quotas, dict) or "sfn_transitions" not in quotas:
         raise ConfigError(f"{name}: not a quota table (no sfn_transitions)")
     return quotas

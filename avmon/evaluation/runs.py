@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from avmon.detectors import NAMES
+from avmon.detectors.registry import NAMES
 from avmon.errors import ConfigError
 from avmon.evaluation.peers import PEER_DETECTORS, PEER_SETTINGS, run_peers
 from avmon.evaluation.scoring import Score, score

@@ -1,8 +1,7 @@
 """Scoring detections against truth: precision, recall, F1 and onset error per detector.
 
-A detection matches a truth when the detector is the same, the intervals overlap and the onsets
-are within ``onset_tolerance_s`` (0.5 s). Each truth matches at most one detection (the closest
-onset) and vice versa.
+Detections are paired with truth by ``avmon.evaluation.matching.match`` (same detector,
+overlapping, onsets within 0.5 s, each used once).
 """
 
 from __future__ import annotations
@@ -11,9 +10,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from avmon.evaluation.matching import ONSET_TOLERANCE_S, match
 from avmon.model import Defect
-
-ONSET_TOLERANCE_S = 0.5
 
 
 @dataclass
@@ -65,19 +63,8 @@ def score(truth: Sequence[Defect], found: Sequence[Defect], detectors: Iterable[
     """Per-detector scores of ``found`` against ``truth`` for one stream."""
     out: dict[str, Score] = {}
     for name in detectors:
-        s = Score()
-        truths = sorted((d for d in truth if d.detector == name), key=lambda d: d.start_s)
-        pool = [d for d in found if d.detector == name]
-        for t in truths:
-            candidates = [d for d in pool if d.start_s < t.end_s and t.start_s < d.end_s
-                          and abs(d.start_s - t.start_s) <= tolerance]
-            if not candidates:
-                s.fn += 1
-                continue
-            best = min(candidates, key=lambda d: abs(d.start_s - t.start_s))
-            pool.remove(best)
-            s.tp += 1
-            s.onset_errors.append(abs(best.start_s - t.start_s))
-        s.fp += len(pool)
-        out[name] = s
+        m = match([d for d in truth if d.detector == name],
+                  [d for d in found if d.detector == name], tolerance)
+        out[name] = Score(tp=len(m.pairs), fp=len(m.extra), fn=len(m.missed),
+                          onset_errors=[p.onset_error_s for p in m.pairs])
     return out

@@ -28,11 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
+from avmon.detectors.registry import NAMES
+from avmon.documents import read_document
 from avmon.errors import ConfigError, DefectSpecError
 from avmon.model import Defect
 
 KINDS = ("patterns", "noisy", "dark", "calm")
-DEFECT_KINDS = ("freeze", "black", "block_corruption", "silence", "clipping", "av_sync")
+DEFECT_KINDS = NAMES  # synth can inject every registered kind of defect
 AUDIO_CHUNK = 1024
 BLACK_Y, NEUTRAL_C = 16, 128
 
@@ -373,8 +375,8 @@ def synthesize(req: SynthRequest) -> Path:
 
 def load_truth(path: Path) -> list[Defect]:
     """The defects of a truth file. Raises ConfigError if it is not one."""
+    record = read_document(path, "a truth file")
     try:
-        record = json.loads(path.read_text())
         return [Defect.from_dict(d) for d in record["defects"]]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"{path}: not a truth file ({exc})") from None
+    except (KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: not a truth file (no defects list: {exc})") from None

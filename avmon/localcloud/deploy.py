@@ -21,7 +21,7 @@ name it as AWS does (``Lambda.TooManyRequestsException``), so the workflow's Ret
 throttling runs locally too (``faults`` injects the throttling).
 
 The CDK app (``cdk/``) and the handlers (``functions/``) live in the source checkout, not in the
-installed ``avmon`` package: ``project_root`` finds the checkout and puts it on ``sys.path``.
+installed ``avmon`` package: ``project.project_root`` finds the checkout, puts it on ``sys.path``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ import io
 import json
 import logging
 import os
-import sys
 import tempfile
 import threading
 import time
@@ -44,11 +43,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import avmon
 from avmon.errors import ConfigError
 from avmon.localcloud.faults import Faults
 from avmon.localcloud.meter import Meter
 from avmon.localcloud.patching import MethodPatch
+from avmon.localcloud.project import project_root
 from avmon.pipeline import keys, ports
 from avmon.pipeline.config import PipelineConfig
 
@@ -58,25 +57,6 @@ _FAKE_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
              "AWS_SECURITY_TOKEN": "testing", "AWS_SESSION_TOKEN": "testing",
              "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
              "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
-
-
-PROJECT_ROOT_VARIABLE = "AVMON_PROJECT_ROOT"
-
-
-def project_root() -> Path:
-    """The source checkout holding ``cdk/app.py`` and ``functions/``, put on ``sys.path``: the
-    parent of the ``avmon`` package (a source or editable install) or ``$AVMON_PROJECT_ROOT``.
-
-    Raises ConfigError if neither holds the CDK app.
-    """
-    configured = os.environ.get(PROJECT_ROOT_VARIABLE)
-    root = Path(configured) if configured else Path(avmon.__file__).resolve().parent.parent
-    if not ((root / "cdk" / "app.py").is_file() and (root / "functions").is_dir()):
-        raise ConfigError("avmon simulate deploys the CDK app in cdk/: run it from a source"
-                          f" checkout or set {PROJECT_ROOT_VARIABLE}")
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    return root
 
 
 @dataclass
@@ -331,7 +311,7 @@ class LocalCloud:
     def __enter__(self) -> LocalCloud:
         from moto import mock_aws
 
-        project_root()  # the CDK app and the handlers, before anything is started
+        project_root()  # the CDK app and the handlers: a clear error before anything starts
         stack = contextlib.ExitStack()
         self._stack = stack
         # moto logs every template resource it does not model (bucket and topic policies) and

@@ -255,3 +255,10 @@ def _reason(exc: BaseException) -> str:
     text = getattr(exc, "strerror", None) or str(exc)
     return str(text).strip().rstrip(".").lower()
 
+
+
+def probe(source: Source) -> StreamInfo:
+    """Open ``source`` and describe its tracks, decoding nothing: the one check that an input is
+    media, made before any work starts. Raises MediaOpenError naming the input and the problem."""
+    with MediaReader(source) as reader:
+        return reader.info()

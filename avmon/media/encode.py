@@ -100,7 +100,8 @@ def write_stream(
 
         def mux_audio_until(samples_end: int | None) -> None:
             nonlocal audio_t, audio_pts
-            assert astream is not None and audio_iter is not None
+            assert astream is not None
+            assert audio_iter is not None
             while samples_end is None or audio_t < samples_end:
                 chunk = next(audio_iter, None)
                 if chunk is None:

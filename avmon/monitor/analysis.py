@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from avmon import __version__
 from avmon.detectors.base import Detector, Evidence
 from avmon.detectors.config import AnalysisConfig
-from avmon.detectors.registry import build
+from avmon.detectors.registry import build, finalize_all
 from avmon.errors import MediaTruncatedError
 from avmon.frames import AudioBatcher, VideoFrame
 from avmon.media.decode import MediaReader, Source
-from avmon.model import Defect, Report
+from avmon.model import Report
 
 
 @dataclass
@@ -42,11 +42,6 @@ def runnable(detectors: Sequence[Detector], has_video: bool,
         else:
             keep.append(d)
     return keep, skipped
-
-
-def finalize_all(detectors: Sequence[Detector],
-                 evidence: dict[str, list[Evidence]]) -> list[Defect]:
-    return [d for det in detectors for d in det.finalize(evidence.get(det.name, []))]
 
 
 def analyze(source: Source, config: AnalysisConfig | None = None,

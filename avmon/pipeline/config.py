@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from avmon.documents import read_document
 from avmon.errors import ConfigError
 
 FRAME_LAYOUTS = ("object-per-frame", "object-per-segment")
@@ -40,6 +41,8 @@ class PipelineConfig:
     ingest_expire_days: int = 30          # the uploads themselves
     log_retention_days: int = 30          # every function's and the workflow's log group
     ingest_retry_attempts: int = 2        # async redeliveries before the dead-letter queue
+    reserved_concurrency: int = 0         # per function; 0: none (a new account's whole limit
+                                          # is 10, and reserving needs 100 left unreserved)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def validate(self) -> PipelineConfig:
@@ -62,6 +65,8 @@ class PipelineConfig:
         if self.log_retention_days not in LOG_RETENTION_DAYS:
             raise ConfigError("log_retention_days must be one of CloudWatch Logs' periods: "
                               + ", ".join(map(str, LOG_RETENTION_DAYS)))
+        if not 0 <= self.reserved_concurrency <= 1000:
+            raise ConfigError("reserved_concurrency must be within 0 (none)..1000")
         if not 0 <= self.ingest_retry_attempts <= 2:
             raise ConfigError("ingest_retry_attempts must be within Lambda's 0..2")
         if self.audio_object_seconds <= 0:
@@ -81,13 +86,10 @@ class PipelineConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> PipelineConfig:
-        try:
-            return cls.from_mapping(json.loads(Path(path).read_text()))
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read pipeline configuration"
-                              f" ({exc.strerror})") from None
-        except ValueError as exc:
-            raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+        data = read_document(path, "pipeline settings")
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{path}: pipeline settings must be an object of settings")
+        return cls.from_mapping(data)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

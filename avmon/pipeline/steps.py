@@ -30,13 +30,12 @@ import numpy as np
 from avmon import __version__
 from avmon.detectors.base import Evidence
 from avmon.detectors.config import AnalysisConfig
-from avmon.detectors.registry import build
+from avmon.detectors.registry import build, finalize_all
 from avmon.errors import MediaOpenError, PayloadTooLargeError, StorageThrottledError
 from avmon.frames import AudioBatcher, AudioBuffer, VideoFrame
 from avmon.media.decode import MediaReader
 from avmon.media.segment import split_segments
 from avmon.model import AudioInfo, Defect, Report, StreamInfo, VideoInfo
-from avmon.monitor.analysis import finalize_all
 from avmon.pipeline import keys
 from avmon.pipeline.config import PipelineConfig
 from avmon.pipeline.contracts import (

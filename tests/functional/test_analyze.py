@@ -49,7 +49,9 @@ def test_analyze_json_schema(clip: Path, capsys: pytest.CaptureFixture[str]) -> 
 def test_detector_subset_and_table(clip: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["analyze", str(clip), "--detectors", "black,silence"]) == 0
     out = capsys.readouterr().out
-    assert "black" in out and "silence" in out and "freeze" not in out.split("\n\n")[1]
+    assert "black" in out
+    assert "silence" in out
+    assert "freeze" not in out.split("\n\n")[1]
     assert "2 defect(s)" in out
 
 

@@ -96,7 +96,7 @@ def test_audio_only_skips_video_detectors(capsys, tmp_path):
     assert [d["detector"] for d in json.loads(stdout)["defects"]] == ["silence"]
 
 
-@pytest.mark.parametrize("args, words", [
+@pytest.mark.parametrize(("args", "words"), [
     (["analyze", "x.mp4", "--detectors", "freeze,wobble"], ["unknown detector", "wobble"]),
     (["analyze", "x.mp4", "--frobnicate"], ["unrecognized arguments"]),
     (["synth", "o.mp4", "--duration", "5", "--defects", "freeze@1"], ["bad defect"]),
@@ -123,7 +123,7 @@ def test_bad_config_file(capsys, clip, tmp_path):
     one_line_error(err, "c.json", "not valid JSON")
 
 
-@pytest.mark.parametrize("make, words", [
+@pytest.mark.parametrize(("make", "words"), [
     (lambda p: None, ["no such file"]),
     (lambda p: p.write_bytes(b""), ["empty file"]),
     (lambda p: p.write_bytes(bytes(range(256)) * 64), ["not readable as media"]),
@@ -137,7 +137,7 @@ def test_simulate_refuses_bad_input_before_deploying(capsys, tmp_path, clip, mak
         one_line_error(err, "in.mp4", *words)
 
 
-@pytest.mark.parametrize("args, words", [
+@pytest.mark.parametrize(("args", "words"), [
     (["--segment-seconds", "0.1"], ["segment_seconds"]),
     (["--frames-per-invocation", "-3"], ["frames_per_invocation"]),
     (["--workflow", "lambda"], ["invalid choice"]),

@@ -52,7 +52,7 @@ def test_benchmark_round_trip_and_report(simulate_json, tmp_path, capsys):
     assert "serverless-original: $1.42692 per stream-hour" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("args, words", [
+@pytest.mark.parametrize(("args", "words"), [
     (["cost", "--usage", "nope.json"], ["nope.json", "cannot read usage"]),
     (["cost"], ["one of the arguments"]),
     (["limits", "--usage", "SIM", "--quotas", "1999"], ["cannot read quotas"]),

@@ -195,7 +195,7 @@ def test_every_segment_failing_reports_every_segment(cloud, short_clip):
     assert result.report["defects"] == [] and result.exit_code == EXIT_INCOMPLETE
 
 
-@pytest.mark.parametrize("fault, role", [
+@pytest.mark.parametrize(("fault", "role"), [
     (ServiceFault("s3.GetObject", "SlowDown", 503, key="segments/"), "Converter"),
     (ServiceFault("s3.PutObject", "SlowDown", 503, key="results/black/"), "BlackDetector"),
 ])
@@ -228,3 +228,19 @@ def test_throttled_start_execution_is_retried_by_ingest(cloud, short_clip):
         result = simulate(short_clip, cloud=cloud)
     assert throttled.hits == 2
     assert result.usage["executions"] == 2 and result.failed_segments == []
+
+
+def test_report_command_shows_the_latest_run_and_exits_incomplete(cloud, short_clip, capsys):
+    from avmon.cli import main
+    crash = LambdaFault("Converter", "crash", times=None, when=lambda e: e.get("segment") == 1)
+    with cloud.faults.injected(crash):
+        sim = simulate(short_clip, cloud=cloud, key="ingest/reported/r.mp4")
+    capsys.readouterr()
+    code = main(["report", "--bucket", cloud.deployment.bucket, "--stream", "reported/r.mp4",
+                 "--json"])
+    out, err = capsys.readouterr()
+    assert code == EXIT_INCOMPLETE == sim.exit_code
+    shown = json.loads(out)
+    assert shown["run"]["run"] == sim.run and shown["segments"]["complete"] == [0]
+    assert shown["segments"]["failed"]["1"]["error"] == "Runtime.ExitError"
+    assert f"run {sim.run}: segment 1: failed: Runtime.ExitError" in err

@@ -66,7 +66,7 @@ def test_every_placeholder_is_bound_to_the_right_function(built):
 
 
 def test_the_workflow_has_one_branch_per_registered_detector():
-    from avmon.detectors import NAMES
+    from avmon.detectors.registry import NAMES
     asl = json.loads(ASL_FILE.read_text())
     branches = asl["States"]["DetectDefects"]["Branches"]
     starts = [b["StartAt"] for b in branches]
@@ -104,6 +104,13 @@ def test_ingest_failures_go_to_a_dead_letter_queue_with_an_alarm(built):
     topic = next(iter(resources(template, "AWS::SNS::Topic")))
     assert all(a["Properties"]["AlarmActions"] == [{"Ref": topic}] for a in alarms)
     assert any(a["Properties"].get("MetricName") == "ExecutionsFailed" for a in alarms)
+
+
+def test_no_reserved_concurrency_by_default(built):
+    """A new account's whole limit is 10: reserving by default would fail the deployment."""
+    _, template, _ = built
+    assert not any("ReservedConcurrentExecutions" in f["Properties"]
+                   for f in resources(template, "AWS::Lambda::Function").values())
 
 
 def test_every_log_group_has_a_retention_and_goes_with_the_stack(built):
@@ -209,9 +216,10 @@ def s3_prefixes(statements: list[dict[str, Any]], action: str) -> set[str]:
     return found
 
 
-@pytest.mark.parametrize("function, reads, writes", [
+@pytest.mark.parametrize(("function", "reads", "writes"), [
     ("Converter", {"segments/*", "ingest/*"}, {"frames/*", "audio/*"}),
-    ("FreezeDetector", {"frames/*", "audio/*"}, {"results/freeze/*"}),
+    ("FreezeDetector", {"frames/*"}, {"results/freeze/*"}),
+    ("SilenceDetector", {"audio/*"}, {"results/silence/*"}),
     ("AvSyncDetector", {"frames/*", "audio/*"}, {"results/av_sync/*"}),
     ("Aggregator", {"results/*"}, {"reports/*"}),
     ("Ingest", {"ingest/*"}, {"segments/*", "runs/*"}),
@@ -238,11 +246,18 @@ def test_only_the_aggregator_publishes_and_only_ingest_starts_executions(built):
 
 
 def test_config_reaches_the_template(tmp_path):
-    config = PipelineConfig(converter_memory_mb=3008, workflow_type="EXPRESS", segment_seconds=4)
+    config = PipelineConfig(converter_memory_mb=3008, workflow_type="EXPRESS", segment_seconds=4,
+                            reserved_concurrency=50, reports_expire_days=7)
     _, template = synth(tmp_path, config)
     fns = resources(template, "AWS::Lambda::Function")
     conv = next(f for k, f in fns.items() if k.startswith("Converter"))["Properties"]
     assert conv["MemorySize"] == 3008
+    assert conv["ReservedConcurrentExecutions"] == 50
+    (media,) = [b for k, b in resources(template, "AWS::S3::Bucket").items()
+                if k.startswith("Media")]
+    rules = {r["Prefix"]: r["ExpirationInDays"]
+             for r in media["Properties"]["LifecycleConfiguration"]["Rules"]}
+    assert rules["reports/"] == rules["runs/"] == 7
     env = json.loads(conv["Environment"]["Variables"]["AVMON_PIPELINE_CONFIG"])
     assert env["segment_seconds"] == 4
     assert machine(template)["StateMachineType"] == "EXPRESS"

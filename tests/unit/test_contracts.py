@@ -35,7 +35,7 @@ def test_config_from_json_and_toml(tmp_path):
     assert AnalysisConfig.load(t).freeze == AnalysisConfig().freeze
 
 
-@pytest.mark.parametrize("content, problem", [
+@pytest.mark.parametrize(("content", "problem"), [
     ({"nope": {}}, "unknown detector"),
     ({"freeze": {"speed": 1}}, "unknown FreezeConfig"),
     ({"freeze": {"min_duration_s": "soon"}}, "expected float"),

@@ -8,6 +8,7 @@ from avmon.economics.designs import ORIGINAL, SINGLE, TUNED, compare
 from avmon.economics.prices import PriceTable, TaskSize, serverless_cost, single_process_cost, total
 from avmon.economics.quotas import Bucket, Demand, capacities, load_quotas, scaling_wall
 from avmon.errors import ConfigError
+from avmon.usage import Usage
 
 # One minute of media: 30 executions of 15 states, 1,800 PUTs, 6,000 GETs, 240 invocations
 USAGE = {
@@ -39,7 +40,7 @@ def test_every_price_line_is_dated_and_sourced(prices):
 
 
 def test_standard_workflow_cost_by_hand(prices):
-    items = {i.name: i for i in serverless_cost(USAGE, 60.0, prices)}
+    items = {i.name: i for i in serverless_cost(Usage.from_dict(USAGE), 60.0, prices)}
     # x60 to an hour: 27,000 transitions x $0.025/1000 = $0.675
     assert items["Step Functions state transitions"].usd == pytest.approx(0.675)
     # 108,000 PUTs x $0.005/1000 = $0.54; 360,000 GETs x $0.0004/1000 = $0.144
@@ -54,7 +55,7 @@ def test_standard_workflow_cost_by_hand(prices):
 
 
 def test_express_workflow_bills_requests_and_critical_path(prices):
-    items = {i.name: i for i in serverless_cost(USAGE, 60.0, prices, "EXPRESS")}
+    items = {i.name: i for i in serverless_cost(Usage.from_dict(USAGE), 60.0, prices, "EXPRESS")}
     assert "Step Functions state transitions" not in items
     assert items["Step Functions Express requests"].usd == pytest.approx(1800 * 1e-6)
     # per execution 0.5 s converter + 0.6 s slowest detector + 0.02 s aggregator -> 1.2 s
@@ -72,7 +73,7 @@ def test_task_sizing_takes_the_tighter_of_cpu_and_memory(prices):
 
 
 def test_demand_and_capacities_by_hand():
-    d = Demand.from_usage(USAGE, 60.0)
+    d = Demand.from_usage(Usage.from_dict(USAGE), 60.0)
     assert (d.transitions, d.executions) == (7.5, 0.5)
     assert d.concurrency == pytest.approx(33.6 / 60)
     caps = capacities(d, load_quotas("2023"))
@@ -83,18 +84,19 @@ def test_demand_and_capacities_by_hand():
 
 
 def test_wall_ramp_finds_the_binding_quota_and_backlog():
-    d = Demand.from_usage(USAGE, 60.0)
+    d = Demand.from_usage(Usage.from_dict(USAGE), 60.0)
     wall = scaling_wall(d, load_quotas("2023"), expected_streams=3000)
     assert wall.binding_quota == "sfn_transitions"
     assert 190 <= wall.sustained_streams <= 200.5
     assert wall.fraction_of_expected == pytest.approx(wall.sustained_streams / 3000)
     last = wall.timeline[-1]
     assert last["served"] == pytest.approx(200, rel=0.01)
-    assert last["backlog"] > 0 and last["delay_s"] > 60
+    assert last["backlog"] > 0
+    assert last["delay_s"] > 60
 
 
 def test_no_binding_quota_below_the_expected_load():
-    d = Demand.from_usage(USAGE, 60.0)
+    d = Demand.from_usage(Usage.from_dict(USAGE), 60.0)
     wall = scaling_wall(d, load_quotas("2023"), expected_streams=100)
     assert wall.sustained_streams == pytest.approx(100)
     assert wall.binding_quota == "none at 100 (first: sfn_transitions at 200)"

@@ -1,4 +1,4 @@
-"""The local cloud finds the CDK app and the handlers in the source checkout, or says how to."""
+"""The local cloud finds the CDK app and the handlers in the source checkout."""
 
 from __future__ import annotations
 
@@ -7,26 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from avmon.errors import ConfigError
-from avmon.localcloud.deploy import PROJECT_ROOT_VARIABLE, project_root
+from avmon.localcloud.project import project_root
 
 
 def test_a_source_checkout_is_found_and_put_on_the_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(PROJECT_ROOT_VARIABLE, raising=False)
+    monkeypatch.delenv("AVMON_PROJECT_ROOT", raising=False)
     root = project_root()
     assert (root / "cdk" / "app.py").is_file() and str(root) in sys.path
 
 
 def test_the_variable_names_the_checkout(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    (tmp_path / "cdk").mkdir()
-    (tmp_path / "cdk" / "app.py").write_text("")
-    (tmp_path / "functions").mkdir()
-    monkeypatch.setenv(PROJECT_ROOT_VARIABLE, str(tmp_path))
-    monkeypatch.setattr(sys, "path", list(sys.path))  # keep the test's own path unchanged
-    assert project_root() == tmp_path and str(tmp_path) in sys.path
-
-
-def test_no_checkout_is_one_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv(PROJECT_ROOT_VARIABLE, str(tmp_path))
-    with pytest.raises(ConfigError, match="run it from a source checkout or set AVMON_PROJECT"):
-        project_root()
+    for marker in ("cdk/app.py", "functions/__init__.py", "statemachine/pipeline.asl.json"):
+        (tmp_path / marker).parent.mkdir(exist_ok=True)
+        (tmp_path / marker).write_text("")
+    monkeypatch.setenv("AVMON_PROJECT_ROOT", str(tmp_path))
+    try:
+        assert project_root() == tmp_path.resolve() and str(tmp_path.resolve()) in sys.path
+    finally:
+        sys.path.remove(str(tmp_path.resolve()))

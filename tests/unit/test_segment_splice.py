@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from avmon.detectors import NAMES
+from avmon.detectors.registry import NAMES
 from avmon.evaluation.synth import SynthRequest, parse_defects, synthesize
 from avmon.media.decode import MediaReader
 from avmon.media.segment import split_segments

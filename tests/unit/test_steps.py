@@ -13,9 +13,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from avmon.detectors import NAMES
 from avmon.detectors.config import AnalysisConfig
-from avmon.detectors.registry import build
+from avmon.detectors.registry import NAMES, build
 from avmon.errors import (
     MediaOpenError,
     MissingResourceError,
@@ -270,7 +269,7 @@ def test_bad_events_are_refused_with_the_field_named() -> None:
         DetectorTask.from_event({"manifest": {}, "batch": {}})
 
 
-@pytest.mark.parametrize("cause, readable", [
+@pytest.mark.parametrize(("cause", "readable"), [
     (json.dumps({"errorType": "X", "errorMessage": "boom"}), "boom"),
     (json.dumps({"Cause": "inner"}), "inner"),
     ("plain text", "plain text"),
@@ -305,7 +304,7 @@ def client(service: str) -> Any:
                                           aws_access_key_id="x", aws_secret_access_key="x")
 
 
-@pytest.mark.parametrize("code, status, error", [
+@pytest.mark.parametrize(("code", "status", "error"), [
     ("SlowDown", 503, StorageThrottledError),
     ("NoSuchKey", 404, MissingResourceError),
 ])

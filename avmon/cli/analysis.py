@@ -1,0 +1,47 @@
+"""``avmon analyze``: every detector on one input, in one process."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from avmon.cli.common import Subparsers, format_report, media_progress, names, write_json
+from avmon.errors import ConfigError
+
+
+def register(sub: Subparsers) -> None:
+    p = sub.add_parser("analyze", help="run every detector on one input, in one process")
+    p.add_argument("input", help="file path or URL (HLS, MPEG-TS, anything ffmpeg opens)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--detectors", type=names, help="comma-separated subset of detectors")
+    p.add_argument("--config", type=Path, help="JSON or TOML file of detector settings")
+    p.add_argument("--threads", type=int, default=1,
+                   help="decoder threads: 1 uses the least CPU (default), 0 = auto (fastest)")
+    p.set_defaults(handler=analyze)
+
+
+def analyze(args: argparse.Namespace) -> int:
+    from avmon.detectors.config import AnalysisConfig
+    from avmon.monitor.analysis import analyze
+
+    if args.threads < 0:
+        raise ConfigError(f"--threads must be 0 (auto) or more, got {args.threads}")
+    config = AnalysisConfig.load(args.config) if args.config else AnalysisConfig()
+    bar = media_progress("analyze")
+    try:
+        result = analyze(args.input, config, args.detectors,
+                         progress=lambda t: bar.update(t - bar.n), threads=args.threads)
+    finally:
+        bar.close()
+    report = result.report
+    for name, why in report.skipped.items():
+        sys.stderr.write(f"avmon: note: skipped {name}: {why}\n")
+    if args.json:
+        write_json(report.to_dict())
+    else:
+        print(format_report(report.to_dict()))
+    if result.truncated is not None:
+        sys.stderr.write(f"avmon: error: {result.truncated} (defects up to there reported)\n")
+        return result.truncated.exit_code
+    return 0

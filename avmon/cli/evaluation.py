@@ -1,0 +1,69 @@
+"""``avmon synth``, ``corpus`` and ``evaluate``: labelled test streams and scores against them."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from avmon.cli.common import Subparsers, size, write_json
+from avmon.errors import ConfigError
+
+
+def register(sub: Subparsers) -> None:
+    p = sub.add_parser("synth", help="write a labelled test stream and its truth file")
+    p.add_argument("out", type=Path, help="output file (.mp4, .ts or .mkv)")
+    p.add_argument("--duration", type=float, required=True, help="seconds")
+    p.add_argument("--defects", default="", help="e.g. freeze@10:2,av_sync@50:10=+200ms")
+    p.add_argument("--size", type=size, default=(640, 360), help="WxH (default 640x360)")
+    p.add_argument("--fps", type=int, default=25)
+    p.add_argument("--content", default="patterns", help="patterns, noisy, dark or calm")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-audio", action="store_true", help="video track only")
+    p.add_argument("--no-video", action="store_true", help="audio track only")
+    p.set_defaults(handler=synth)
+
+    p = sub.add_parser("corpus", help="write the evaluation corpus (labelled streams)")
+    p.add_argument("out", type=Path)
+    p.set_defaults(handler=corpus)
+
+    p = sub.add_parser("evaluate", help="score detectors on every labelled stream in DIR")
+    p.add_argument("dir", type=Path)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--vs-ffmpeg", action="store_true", help="score ffmpeg's filters too")
+    p.set_defaults(handler=evaluate)
+
+
+def synth(args: argparse.Namespace) -> int:
+    from avmon.evaluation.synth import SynthRequest, parse_defects, synthesize
+
+    if args.no_audio and args.no_video:
+        raise ConfigError("--no-audio and --no-video leave nothing to write")
+    width, height = args.size
+    req = SynthRequest(args.out, args.duration, tuple(parse_defects(args.defects)), width,
+                       height, args.fps, args.content, args.seed, video=not args.no_video,
+                       audio=not args.no_audio)
+    truth = synthesize(req)
+    print(f"wrote {args.out} and {truth}")
+    return 0
+
+
+def corpus(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from avmon.evaluation.corpus import STREAMS, build_corpus
+
+    with tqdm(total=len(STREAMS), desc="corpus", unit="stream", disable=None) as bar:
+        paths = build_corpus(args.out, on_stream=lambda _: bar.update(1))
+    print(f"wrote {len(paths)} labelled streams to {args.out}")
+    return 0
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from avmon.evaluation.runs import evaluate_dir, format_scores
+
+    result = evaluate_dir(args.dir, vs_ffmpeg=args.vs_ffmpeg)
+    if args.json:
+        write_json(result)
+    else:
+        print(format_scores(result))
+    return 0

@@ -1,0 +1,145 @@
+"""``avmon simulate`` (the serverless pipeline on moto) and ``avmon report`` (a deployed
+stream's report)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from avmon.cli.common import Subparsers, format_report, segments_progress, write_json
+
+
+def register(sub: Subparsers) -> None:
+    p = sub.add_parser("simulate", help="run the serverless pipeline locally, on moto")
+    p.add_argument("input", type=Path, nargs="+", help="media file(s); several run at once")
+    p.add_argument("--transition-bucket", type=float,
+                   help="enforce a StateTransition token bucket of this many tokens")
+    p.add_argument("--transition-refill", type=float, default=10.0,
+                   help="... refilled at this many per second (default 10)")
+    p.add_argument("--json", action="store_true", help="the report plus measured usage")
+    p.add_argument("--segment-seconds", type=float, help="segment length (default 2)")
+    p.add_argument("--frames-per-invocation", type=int,
+                   help="frames per detector invocation (default 0: the whole segment)")
+    p.add_argument("--frame-layout", choices=["object-per-frame", "object-per-segment"])
+    p.add_argument("--workflow", choices=["standard", "express"])
+    p.add_argument("--pipeline-config", type=Path, help="JSON file of PipelineConfig settings")
+    p.set_defaults(handler=simulate)
+
+    p = sub.add_parser("report", help="a deployed stream's report, from its segment reports in S3")
+    p.add_argument("--bucket", required=True, help="the stack's BucketName output")
+    p.add_argument("--stream", required=True,
+                   help="the stream: its object key under ingest/ (a live stream: its folder)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=report)
+
+
+def pipeline_config(args: argparse.Namespace) -> Any:
+    """The PipelineConfig from ``--pipeline-config`` with the flags laid over it."""
+    from avmon.pipeline.config import PipelineConfig
+
+    base = PipelineConfig.load(args.pipeline_config) if args.pipeline_config else PipelineConfig()
+    changes = {k: v for k, v in {
+        "segment_seconds": args.segment_seconds,
+        "frames_per_invocation": args.frames_per_invocation,
+        "frame_layout": args.frame_layout,
+        "workflow_type": args.workflow.upper() if args.workflow else None,
+    }.items() if v is not None}
+    return PipelineConfig.from_mapping({**base.to_dict(), **changes})
+
+
+def simulate(args: argparse.Namespace) -> int:
+    from avmon.media.decode import probe
+
+    config = pipeline_config(args)
+    for path in args.input:  # bad input fails here, before the deployment is announced
+        probe(path)
+    if len(args.input) > 1 or args.transition_bucket is not None:
+        return _simulate_many(args, config)
+    result = run_simulation(args.input[0], config)
+    if args.json:
+        write_json(result.to_dict())
+    else:
+        print(format_report(result.report))
+        print()
+        print(format_usage(result.usage))
+    for f in result.failed_segments:
+        what = f.get("detector") or f["status"]
+        sys.stderr.write(f"avmon: note: segment {f['segment']}: {what}: {f['error']}:"
+                         f" {f['cause']}\n")
+    return int(result.exit_code)
+
+
+def _simulate_many(args: argparse.Namespace, config: Any) -> int:
+    from avmon.errors import EXIT_INCOMPLETE
+    from avmon.localcloud.simulate import simulate_many
+    from avmon.localcloud.throttle import TransitionThrottle
+
+    throttle = None
+    if args.transition_bucket is not None:
+        throttle = TransitionThrottle(args.transition_bucket, args.transition_refill)
+    with segments_progress() as tick:
+        result = simulate_many(args.input, config, throttle, progress=tick)
+    failures = [(s["source"], f) for s in result["streams"] for f in s["failures"]]
+    code = EXIT_INCOMPLETE if failures else 0
+    if args.json:
+        write_json(result)
+        return code
+    print(f"{'stream':<28}{'segments':>9}{'failed':>7}{'defects':>8}"
+          f"{'mean exec s':>12}{'max exec s':>11}")
+    for s in result["streams"]:
+        print(f"{Path(s['source']).name:<28}{s['segments']:>9}{s['failed']:>7}"
+              f"{len(s['defects']):>8}{s['execution_s']['mean']:>12.2f}"
+              f"{s['execution_s']['max']:>11.2f}")
+    t = result["throttle"]
+    if t:
+        print(f"\nStateTransition bucket {t['bucket']:g} tokens, refill {t['refill_per_s']:g}/s:"
+              f" {t['transitions']} transitions, {t['delayed']} delayed,"
+              f" {t['waited_s']:.1f} s spent waiting for tokens")
+    for source, f in failures:
+        sys.stderr.write(f"avmon: note: {source}: segment {f['segment']}:"
+                         f" {f.get('detector') or f['status']}: {f['error']}: {f['cause']}\n")
+    return code
+
+
+def run_simulation(path: Path, config: Any) -> Any:
+    """The simulation with a progress bar on stderr (segments done, executions running)."""
+    from avmon.localcloud.simulate import simulate
+
+    with segments_progress() as tick:
+        return simulate(path, config, progress=tick)
+
+
+def format_usage(record: dict[str, Any]) -> str:
+    """What a simulated run used, as text."""
+    from avmon.usage import Usage
+
+    u = Usage.from_dict(record)
+    s3 = u.requests.get("s3", {})
+    lines = [
+        f"executions        {u.executions}",
+        f"state transitions {u.state_transitions}",
+        f"S3 requests       {u.calls('s3')}: " + ", ".join(f"{k} {v}" for k, v in s3.items()),
+        f"S3 bytes          put {u.bytes.get('s3_put', 0):,}, get {u.bytes.get('s3_get', 0):,}",
+        f"SNS publishes     {u.calls('sns', 'Publish')}",
+        f"Lambda            {u.invocations} invocations, {u.gb_seconds:.2f} GB-s",
+    ]
+    lines += [f"  {n:<24}{f.invocations:>5} x {f.memory_mb} MB, {f.billed_ms:>7} ms billed"
+              for n, f in u.functions.items()]
+    return "\n".join(lines)
+
+
+def report(args: argparse.Namespace) -> int:
+    from avmon.errors import EXIT_INCOMPLETE
+    from avmon.pipeline.ports import S3Store
+    from avmon.pipeline.status import stream_status
+
+    status = stream_status(S3Store(args.bucket), args.stream, f"s3://{args.bucket}/{args.stream}")
+    if args.json:
+        write_json(status.to_dict())
+    else:
+        print(format_report(status.result.report.to_dict()))
+    for line in status.problems():
+        sys.stderr.write(f"avmon: note: run {status.run.run}: {line}\n")
+    return 0 if status.finished else EXIT_INCOMPLETE

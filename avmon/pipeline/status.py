@@ -4,7 +4,9 @@
 latest run by upload time is shown), and it is never silent about a segment: each of the run's
 expected segments (the count Ingest recorded) is complete, incomplete (some detectors failed,
 with their causes), failed (its conversion failed, with the cause) or missing (no report yet:
-still running, or its execution ended before it could record anything).
+still running, or its execution ended before it could record anything). A live stream has one
+run whose segments are numbered by the packager: a gap between the first and the last segment
+seen is missing.
 """
 
 from __future__ import annotations
@@ -82,7 +84,11 @@ def stream_status(store: ObjectStore, stream: str, source: str | None = None,
                                       for k in store.list(keys.reports_of(stream, run.run)))}
     result = assemble(reports.values(), source or run.key, analysis)
     status = StreamStatus(run, result, older_runs=older)
-    for seg in range(max(run.segments, max(reports, default=-1) + 1)):
+    if run.live:  # numbered by the packager, from wherever the stream was first seen
+        expected = range(min(reports, default=0), max(reports, default=-1) + 1)
+    else:
+        expected = range(max(run.segments, max(reports, default=-1) + 1))
+    for seg in expected:
         r = reports.get(seg)
         if r is None:
             status.missing.append(seg)

@@ -127,9 +127,10 @@ def ingest(store: ObjectStore, starter: Starter, upload: Upload, config: Pipelin
             jobs.append(SegmentJob(stream=stream, run=run, segment=seg.index, key=seg_key,
                                    start_s=round(seg.start_s, 6)))
     record = RunRecord(stream=stream, run=run, key=upload.key, etag=etag, version=upload.version,
-                       event_time=upload.event_time, segments=len(jobs), live=live is not None)
-    if live is None:  # a live stream's segments arrive one object at a time: no fixed count
-        store.put_json(keys.run_record(stream, run), record.to_dict())
+                       event_time=upload.event_time, segments=0 if live else len(jobs),
+                       live=live is not None)
+    # a live stream's segments arrive one object at a time: its record has no fixed count
+    store.put_json(keys.run_record(stream, run), record.to_dict())
     result = IngestResult(record)
     pending = [(keys.execution_name(stream, run, j.segment), j) for j in jobs]
     for delay in [*backoff.delays(), None]:

@@ -133,6 +133,13 @@ def test_a_live_segment_is_one_execution_of_its_folder(tmp_path: Path) -> None:
     (job,) = [SegmentJob.from_event(p) for p in starter.executions.values()]
     assert (job.stream, job.run, job.segment) == ("cam1", keys.LIVE_RUN, 7)
     assert result.record is not None and result.record.live
+    ingest(store, starter, upload_of(store, ts.read_bytes(), "ingest/cam1/000009.ts",
+                                     "2026-11-30T01:00:04.000Z"), CONFIG, NO_WAIT)
+    notifier = FakeNotifier()
+    for payload in starter.executions.values():
+        run_segment(store, notifier, SegmentJob.from_event(payload))
+    status = stream_status(store, "cam1")
+    assert status.complete == [7, 9] and status.missing == [8]  # the packager skipped one
 
 
 def test_the_pipeline_on_fakes_finds_what_analyze_finds(media: Path) -> None:

@@ -31,6 +31,12 @@ system-deps:
 	    echo "installing the ffmpeg CLI (Debian package ffmpeg)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; \
 	  else echo "note: the ffmpeg CLI is missing; install Debian's 'ffmpeg' for the comparisons"; fi; }
+	@# chromium renders the benchmark's HTML report in a test (tests/functional/test_report_page.py)
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing a headless browser (Debian package chromium)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "note: chromium is missing; the report page's browser test will be skipped"; fi; }
 
 demo: setup
 	$(BIN)/python -m avmon demo

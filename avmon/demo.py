@@ -38,8 +38,9 @@ def run_demo(out: Path, duration: float = 30.0, size: tuple[int, int] = (640, 36
              on_step: Callable[[str], None] = lambda _: None,
              simulate_progress: Any = None) -> DemoResult:
     """Run the demo into folder ``out``. Raises ConfigError for a duration too short."""
-    from avmon.benchmark import measure_single_process
+    from avmon.benchmark import measure_single_process, serverless_run
     from avmon.economics.designs import ORIGINAL, SERVERLESS, SINGLE, TUNED, compare
+    from avmon.economics.lambda_model import calibrate
     from avmon.economics.prices import PriceTable
     from avmon.economics.quotas import load_quotas
     from avmon.economics.report import write_report
@@ -67,8 +68,9 @@ def run_demo(out: Path, duration: float = 30.0, size: tuple[int, int] = (640, 36
             " segment, Express, 10 s segments),\n   and the single process measured for CPU"
             " and memory")
     tuned = simulate(stream, SERVERLESS[TUNED], progress=simulate_progress)
-    runs = {ORIGINAL: {"report": sim.report, "usage": sim.usage, "config": sim.config},
-            TUNED: {"report": tuned.report, "usage": tuned.usage, "config": tuned.config},
+    calibration = calibrate(stream)
+    runs = {ORIGINAL: serverless_run(sim, calibration),
+            TUNED: serverless_run(tuned, calibration),
             SINGLE: measure_single_process(stream)}
     result = compare(runs, PriceTable.load(), load_quotas("2023"), "2023")
     page = write_report(result, str(stream), out / "report")

@@ -8,11 +8,20 @@ cannot help). The CLI turns any of them into a one-line message and a non-zero e
 
 from __future__ import annotations
 
+# The CLI's exit codes; README.md's table "Exit codes" lists the same.
+EXIT_OK = 0            # clean, or defects found: finding defects is success
+EXIT_BAD_INPUT = 2     # bad input, option, setting or output path: nothing was analysed
+EXIT_TRUNCATED = 3     # the input ends before its declared duration: what was decoded is reported
+EXIT_INCOMPLETE = 4    # analysis incomplete: some segments or detectors failed (listed on stderr)
+EXIT_RETRYABLE = 75    # EX_TEMPFAIL: throttled or a transient failure; try again later
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+EXIT_BROKEN_PIPE = 141  # the reader of stdout went away (128 + SIGPIPE), e.g. `| head`
+
 
 class AvmonError(Exception):
     """Base class of avmon's own errors. ``exit_code`` is what the CLI exits with."""
 
-    exit_code = 2
+    exit_code = EXIT_BAD_INPUT
 
 
 class TerminalError(AvmonError):
@@ -22,7 +31,7 @@ class TerminalError(AvmonError):
 class RetryableError(AvmonError):
     """A transient failure: the same call may succeed later."""
 
-    exit_code = 75  # EX_TEMPFAIL
+    exit_code = EXIT_RETRYABLE
 
 
 class MediaOpenError(TerminalError):
@@ -32,7 +41,7 @@ class MediaOpenError(TerminalError):
 class MediaTruncatedError(TerminalError):
     """The media ends before its declared duration; what was decoded is still reported."""
 
-    exit_code = 3
+    exit_code = EXIT_TRUNCATED
 
 
 class MissingTrackError(TerminalError):
@@ -65,9 +74,6 @@ class PeerToolError(TerminalError):
 
 RETRYABLE: tuple[type[AvmonError], ...] = (RetryableError,)
 TERMINAL: tuple[type[AvmonError], ...] = (TerminalError,)
-
-
-EXIT_INCOMPLETE = 4  # the analysis ran, but some segments or detectors failed or are missing
 
 
 class AnalysisIncompleteError(AvmonError):

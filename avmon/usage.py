@@ -10,24 +10,28 @@ validated (a saved ``--usage`` file of the wrong shape is one error line, not a 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from avmon.errors import ConfigError
+from avmon.validation import STRICT_OPEN, DefectRecord, check
 
 S3_TIER1 = ("PutObject", "CopyObject", "PostObject", "ListObjectsV2", "ListObjects")
 S3_TIER2 = ("GetObject", "SelectObjectContent")
+
+# A count of requests, bytes or milliseconds. The ceiling (10^15) keeps every product the cost
+# model forms a finite float; a real run is many orders of magnitude below it.
+Tally = Annotated[int, Field(ge=0, le=10**15)]
 
 
 class FunctionUsage(BaseModel):
     """One Lambda function's invocations and billed time."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = STRICT_OPEN
 
-    invocations: int = Field(ge=0)
-    errors: int = Field(default=0, ge=0)
-    billed_ms: int = Field(ge=0)
+    invocations: Tally
+    errors: Tally = 0
+    billed_ms: Tally
     memory_mb: int = Field(ge=128, le=10240)
 
     @property
@@ -38,23 +42,20 @@ class FunctionUsage(BaseModel):
 class Usage(BaseModel):
     """What one run of the pipeline used, for all its streams."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", strict=True, allow_inf_nan=False,
+                              populate_by_name=True)
 
-    executions: int = Field(ge=0)
-    state_transitions: int = Field(ge=0)
-    requests: dict[str, dict[str, int]] = Field(default_factory=dict)
-    bytes: dict[str, int] = Field(default_factory=dict)
+    executions: Tally
+    state_transitions: Tally
+    requests: dict[str, dict[str, Tally]] = Field(default_factory=dict)
+    bytes: dict[str, Tally] = Field(default_factory=dict)
     functions: dict[str, FunctionUsage] = Field(default_factory=dict, alias="lambda")
 
     @classmethod
     def from_dict(cls, record: Mapping[str, Any], where: str = "usage") -> Usage:
         """Parse a usage record. Raises ConfigError naming the first bad field."""
-        try:
-            return cls.model_validate(record)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            field = ".".join(str(p) for p in err["loc"]) or "record"
-            raise ConfigError(f"{where}: {field}: {err['msg']}") from None
+        usage: Usage = check(cls, record, where)
+        return usage
 
     def calls(self, service: str, *operations: str) -> int:
         ops = self.requests.get(service, {})
@@ -85,3 +86,42 @@ class Usage(BaseModel):
                 "requests": self.requests, "bytes": self.bytes,
                 "lambda": {n: {**f.model_dump(), "gb_seconds": round(f.gb_seconds, 4)}
                            for n, f in self.functions.items()}}
+
+
+class SingleProcessUsage(BaseModel):
+    """What one process used for a stream (``avmon benchmark``'s single-process design)."""
+
+    model_config = STRICT_OPEN
+
+    cpu_per_stream_second: Annotated[float, Field(gt=0, le=1000)]
+    peak_mb: Annotated[float, Field(gt=0, le=1_000_000)]
+
+
+class SavedDesign(BaseModel):
+    """One design of a saved ``avmon benchmark --json``."""
+
+    model_config = STRICT_OPEN
+
+    stream_s: Annotated[float, Field(gt=0)]
+    defects: list[DefectRecord]
+    usage: dict[str, Any]
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class SavedBenchmark(BaseModel):
+    """A saved ``avmon benchmark --json``: designs by name."""
+
+    model_config = STRICT_OPEN
+
+    designs: Annotated[dict[str, SavedDesign], Field(min_length=1)]
+
+
+class SavedSimulation(BaseModel):
+    """A saved ``avmon simulate --json``: the report, what it used and the pipeline's settings."""
+
+    model_config = STRICT_OPEN
+
+    duration_s: Annotated[float, Field(gt=0)]
+    defects: list[DefectRecord]
+    usage: Usage
+    pipeline: dict[str, Any] | None = None

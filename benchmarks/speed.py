@@ -55,7 +55,7 @@ def make(path: Path, seconds: int) -> Path:
 def measure_rss(path: Path) -> int:
     """Max RSS (MiB) of a fresh analyze process: the single-process design's own measurement."""
     from avmon.benchmark import measure_single_process
-    return round(measure_single_process(path)["usage"]["peak_mb"])
+    return round(measure_single_process(path, streams=1, repeats=1)["usage"]["peak_mb_process"])
 
 
 def main() -> int:

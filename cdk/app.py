@@ -1,17 +1,19 @@
-"""Builds the CDK app: one PipelineStack, with cdk-nag's AwsSolutions checks."""
+"""Builds the CDK app: PipelineStack and ServiceStack, with cdk-nag's AwsSolutions checks."""
 
 from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from avmon.pipeline.config import PipelineConfig
-from cdk.constants import ROOT, STACK_NAME
+from cdk.constants import ROOT, SERVICE_EXAMPLE_STREAMS, SERVICE_STACK_NAME, STACK_NAME
 from cdk.pipeline_stack import PipelineStack
+from cdk.service_stack import ServiceStack
 
 
 def build_app(context: dict[str, Any] | None = None, outdir: str | None = None,
@@ -32,7 +34,13 @@ def build_app(context: dict[str, Any] | None = None, outdir: str | None = None,
         config = PipelineConfig.load(path) if path else PipelineConfig()
     env = cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"),
                           region=os.environ.get("CDK_DEFAULT_REGION"))
-    PipelineStack(app, STACK_NAME, config=config, env=env,
-                  description="avmon: Prime Video's original A/V monitoring pipeline")
+    pipeline = PipelineStack(app, STACK_NAME, config=config, env=env,
+                             description="avmon: Prime Video's original A/V monitoring pipeline")
+    # the service publishes to the pipeline's topic: one topic for every design's events
+    ServiceStack(app, SERVICE_STACK_NAME, topic=pipeline.topic, env=env,
+                 streams_file=Path(app.node.try_get_context("avmon_streams")
+                                   or SERVICE_EXAMPLE_STREAMS),
+                 image=app.node.try_get_context("avmon_image") or "registry",
+                 description="avmon: the single-process design as an ECS Fargate service")
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app

@@ -21,3 +21,10 @@ HANDLERS = {
     "Aggregator": "functions.aggregator.handler",
     **{f"{d}Detector": "functions.detector.handler" for d in DETECTOR_IDS.values()},
 }
+
+SERVICE_STACK_NAME = "AvmonService"
+SERVICE_REQUIREMENTS = ROOT / "cdk" / "service_requirements.txt"
+SERVICE_EXAMPLE_STREAMS = ROOT / "cdk" / "streams.example.yaml"
+SERVICE_PORT = 8080
+# The stock image the service runs on when no image is built (no Docker needed to deploy).
+SERVICE_BASE_IMAGE = "public.ecr.aws/docker/library/python:3.11-slim"

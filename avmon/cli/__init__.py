@@ -7,15 +7,17 @@ non-zero exit; work already finished (a partial report) is still printed.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from collections.abc import Sequence
 
 from avmon import __version__
-from avmon.cli import analysis, demo, economics, evaluation, pipeline
+from avmon.cli import analysis, demo, economics, evaluation, pipeline, serve, watch
 from avmon.cli.common import Parser
-from avmon.errors import AvmonError
+from avmon.errors import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, AvmonError
 
-GROUPS = (analysis, evaluation, pipeline, economics, demo)
+GROUPS = (analysis, watch, serve, evaluation, pipeline, economics, demo)
 
 # What each optional extra brings, by the top-level module a command failed to import.
 EXTRAS = {"boto3": "aws", "botocore": "aws", "aws_lambda_powertools": "aws", "moto": "sim",
@@ -33,6 +35,7 @@ def build_parser() -> Parser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns its exit code (see the table "Exit codes" in README.md)."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args))
@@ -45,12 +48,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         sys.stderr.write(f"avmon: error: 'avmon {args.command}' needs {top}, from the"
                          f" '{EXTRAS[top]}' extra: pip install 'avmon[{EXTRAS[top]}]'\n")
-        return 2
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         sys.stderr.write("avmon: interrupted\n")
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
-        return 141
+        # The reader went away (`avmon ... | head`): nothing more can be shown, and Python's
+        # final flush of stdout must not complain about it on stderr either.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except OSError as exc:
+        if exc.filename is None:  # not about a path the user named: a bug, keep the traceback
+            raise
+        # A path that went bad after the checks (disk full, removed folder): one line.
+        sys.stderr.write(f"avmon: error: {exc.filename}: {exc.strerror or exc}\n")
+        return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,8 +6,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from avmon.cli.common import Subparsers, format_report, media_progress, names, write_json
-from avmon.errors import ConfigError
+from avmon.cli.common import (
+    MAX_THREADS,
+    Subparsers,
+    format_report,
+    media_progress,
+    names,
+    threads,
+    write_json,
+)
 
 
 def register(sub: Subparsers) -> None:
@@ -16,8 +23,9 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--detectors", type=names, help="comma-separated subset of detectors")
     p.add_argument("--config", type=Path, help="JSON or TOML file of detector settings")
-    p.add_argument("--threads", type=int, default=1,
-                   help="decoder threads: 1 uses the least CPU (default), 0 = auto (fastest)")
+    p.add_argument("--threads", type=threads, default=1,
+                   help="decoder threads: 1 uses the least CPU (default), 0 = auto (fastest),"
+                   f" at most {MAX_THREADS}")
     p.set_defaults(handler=analyze)
 
 
@@ -25,8 +33,6 @@ def analyze(args: argparse.Namespace) -> int:
     from avmon.detectors.config import AnalysisConfig
     from avmon.monitor.analysis import analyze
 
-    if args.threads < 0:
-        raise ConfigError(f"--threads must be 0 (auto) or more, got {args.threads}")
     config = AnalysisConfig.load(args.config) if args.config else AnalysisConfig()
     bar = media_progress("analyze")
     try:

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import re
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
+
+from avmon.validation import number
 
 Subparsers = Any  # argparse._SubParsersAction[Parser]: private in typeshed
 
@@ -21,18 +24,62 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+# Bounds of the numbers the commands take, in one place (also quoted by --help).
+MAX_THREADS = 16          # decoder threads: more than the cores only costs memory (GBs at 99999)
+MAX_WIDTH, MAX_HEIGHT = 3840, 2160  # frames a synthetic stream may have: UHD
+MAX_STREAMS = 1_000_000   # a fleet size or an expected load
+MAX_HOURS = 1_000_000.0
+
+threads = number(int, ge=0, le=MAX_THREADS, what="(0 = auto)")
+streams = number(int, ge=1, le=MAX_STREAMS)
+hours = number(float, gt=0, le=MAX_HOURS)
+fps = number(int, ge=1, le=120)
+seed = number(int, ge=0, le=2**32 - 1)
+duration = number(float, gt=0, le=86400, what="seconds")
+
+
 def size(text: str) -> tuple[int, int]:
-    """``WxH`` as two integers."""
+    """``WxH`` as two even integers within 32x32..3840x2160 (4:2:0 video, a picture that fits
+    in memory)."""
     try:
         w, h = text.lower().split("x")
-        return int(w), int(h)
+        width, height = int(w, 10), int(h, 10)
     except ValueError:
         raise argparse.ArgumentTypeError(f"size must look like 1280x720, got {text!r}") from None
+    if not (32 <= width <= MAX_WIDTH and 32 <= height <= MAX_HEIGHT) or width % 2 or height % 2:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not allowed: width and height even, from 32x32 to"
+            f" {MAX_WIDTH}x{MAX_HEIGHT}")
+    return width, height
 
 
 def names(text: str) -> list[str]:
-    """A comma-separated list of names."""
-    return [n.strip() for n in text.split(",") if n.strip()]
+    """A comma-separated list of at least one name (an empty list would silently run nothing)."""
+    found = [n.strip() for n in text.split(",") if n.strip()]
+    if not found:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: at least one name")
+    return found
+
+
+def stream_name(text: str) -> str:
+    """A stream's name as it appears in S3 keys: not empty (which would mix every stream's
+    reports), no leading or trailing slash, no control characters, at most 900 characters."""
+    if (not text.strip() or text != text.strip("/") or len(text) > 900
+            or any(ord(c) < 32 for c in text)):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not allowed: a stream name as in ingest/<stream>/, not empty, without"
+            " leading or trailing '/' or control characters")
+    return text
+
+
+def bucket(text: str) -> str:
+    """An S3 bucket name by S3's naming rules (3-63 lowercase letters, digits, dots, hyphens),
+    checked before any AWS call."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", text) or ".." in text:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not allowed: an S3 bucket name (3-63 lowercase letters, digits, dots"
+            " and hyphens, starting and ending with a letter or digit)")
+    return text
 
 
 def media_progress(desc: str, total: float | None = None) -> Any:

@@ -7,12 +7,14 @@ from pathlib import Path
 
 from avmon.cli.common import Subparsers, segments_progress, size
 from avmon.evaluation.matching import Matching
+from avmon.validation import number
 
 
 def register(sub: Subparsers) -> None:
     p = sub.add_parser("demo", help="make a stream with known defects, analyse it, compare")
     p.add_argument("--out", type=Path, default=Path("out"), help="folder for the demo stream")
-    p.add_argument("--duration", type=float, default=30.0)
+    p.add_argument("--duration", type=number(float, ge=29, le=3600, what="seconds"),
+                   default=30.0, help="seconds, 29..3600 (the injected defects need 29)")
     p.add_argument("--size", type=size, default=(640, 360), help="WxH (default 640x360)")
     p.set_defaults(handler=demo)
 
@@ -21,7 +23,9 @@ def demo(args: argparse.Namespace) -> int:
     from avmon.cli.economics import format_comparison
     from avmon.cli.pipeline import format_usage
     from avmon.demo import run_demo
+    from avmon.validation import writable_dir
 
+    writable_dir(args.out, "the demo's output")
     with segments_progress() as tick:
         r = run_demo(args.out, args.duration, args.size, on_step=print, simulate_progress=tick)
     print(f"\n{'detector':<17}{'injected':>16}{'found':>16}  {'conf':>5}  details")

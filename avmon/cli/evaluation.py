@@ -3,21 +3,38 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
-from avmon.cli.common import Subparsers, size, write_json
+from avmon.cli.common import Subparsers, duration, fps, seed, size, write_json
 from avmon.errors import ConfigError
+
+STREAM_SUFFIXES = (".mp4", ".ts", ".mkv", ".mov")
+
+
+@contextlib.contextmanager
+def removed_on_failure(*paths: Path) -> Iterator[None]:
+    """Files the command writes are removed if it fails or is interrupted: no half-written
+    stream is left to be mistaken for a labelled one."""
+    fresh = [p for p in paths if not p.exists()]
+    try:
+        yield
+    except BaseException:
+        for p in fresh:
+            p.unlink(missing_ok=True)
+        raise
 
 
 def register(sub: Subparsers) -> None:
     p = sub.add_parser("synth", help="write a labelled test stream and its truth file")
     p.add_argument("out", type=Path, help="output file (.mp4, .ts or .mkv)")
-    p.add_argument("--duration", type=float, required=True, help="seconds")
+    p.add_argument("--duration", type=duration, required=True, help="seconds")
     p.add_argument("--defects", default="", help="e.g. freeze@10:2,av_sync@50:10=+200ms")
     p.add_argument("--size", type=size, default=(640, 360), help="WxH (default 640x360)")
-    p.add_argument("--fps", type=int, default=25)
+    p.add_argument("--fps", type=fps, default=25)
     p.add_argument("--content", default="patterns", help="patterns, noisy, dark or calm")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--no-audio", action="store_true", help="video track only")
     p.add_argument("--no-video", action="store_true", help="audio track only")
     p.set_defaults(handler=synth)
@@ -34,7 +51,8 @@ def register(sub: Subparsers) -> None:
 
 
 def synth(args: argparse.Namespace) -> int:
-    from avmon.evaluation.synth import SynthRequest, parse_defects, synthesize
+    from avmon.evaluation.synth import SynthRequest, parse_defects, synthesize, truth_path
+    from avmon.validation import writable_file
 
     if args.no_audio and args.no_video:
         raise ConfigError("--no-audio and --no-video leave nothing to write")
@@ -42,7 +60,11 @@ def synth(args: argparse.Namespace) -> int:
     req = SynthRequest(args.out, args.duration, tuple(parse_defects(args.defects)), width,
                        height, args.fps, args.content, args.seed, video=not args.no_video,
                        audio=not args.no_audio)
-    truth = synthesize(req)
+    req.validate()
+    writable_file(args.out, "the stream", STREAM_SUFFIXES)
+    writable_file(truth_path(args.out), "the truth file")
+    with removed_on_failure(args.out, truth_path(args.out)):
+        truth = synthesize(req)
     print(f"wrote {args.out} and {truth}")
     return 0
 
@@ -51,7 +73,9 @@ def corpus(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from avmon.evaluation.corpus import STREAMS, build_corpus
+    from avmon.validation import writable_dir
 
+    writable_dir(args.out, "the corpus")
     with tqdm(total=len(STREAMS), desc="corpus", unit="stream", disable=None) as bar:
         paths = build_corpus(args.out, on_stream=lambda _: bar.update(1))
     print(f"wrote {len(paths)} labelled streams to {args.out}")

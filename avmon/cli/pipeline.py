@@ -8,19 +8,31 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from avmon.cli.common import Subparsers, format_report, segments_progress, write_json
+from avmon.cli.common import (
+    Subparsers,
+    bucket,
+    format_report,
+    segments_progress,
+    stream_name,
+    write_json,
+)
+from avmon.errors import EXIT_INCOMPLETE
+from avmon.validation import number
+
+positive = number(float, gt=0, le=1_000_000)
 
 
 def register(sub: Subparsers) -> None:
     p = sub.add_parser("simulate", help="run the serverless pipeline locally, on moto")
     p.add_argument("input", type=Path, nargs="+", help="media file(s); several run at once")
-    p.add_argument("--transition-bucket", type=float,
+    p.add_argument("--transition-bucket", type=positive,
                    help="enforce a StateTransition token bucket of this many tokens")
-    p.add_argument("--transition-refill", type=float, default=10.0,
+    p.add_argument("--transition-refill", type=positive, default=10.0,
                    help="... refilled at this many per second (default 10)")
     p.add_argument("--json", action="store_true", help="the report plus measured usage")
-    p.add_argument("--segment-seconds", type=float, help="segment length (default 2)")
-    p.add_argument("--frames-per-invocation", type=int,
+    p.add_argument("--segment-seconds", type=number(float, ge=0.5, le=60),
+                   help="segment length, 0.5..60 (default 2)")
+    p.add_argument("--frames-per-invocation", type=number(int, ge=0, le=100_000),
                    help="frames per detector invocation (default 0: the whole segment)")
     p.add_argument("--frame-layout", choices=["object-per-frame", "object-per-segment"])
     p.add_argument("--workflow", choices=["standard", "express"])
@@ -28,8 +40,8 @@ def register(sub: Subparsers) -> None:
     p.set_defaults(handler=simulate)
 
     p = sub.add_parser("report", help="a deployed stream's report, from its segment reports in S3")
-    p.add_argument("--bucket", required=True, help="the stack's BucketName output")
-    p.add_argument("--stream", required=True,
+    p.add_argument("--bucket", required=True, type=bucket, help="the stack's BucketName output")
+    p.add_argument("--stream", required=True, type=stream_name,
                    help="the stream: its object key under ingest/ (a live stream: its folder)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=report)
@@ -46,7 +58,8 @@ def pipeline_config(args: argparse.Namespace) -> Any:
         "frame_layout": args.frame_layout,
         "workflow_type": args.workflow.upper() if args.workflow else None,
     }.items() if v is not None}
-    return PipelineConfig.from_mapping({**base.to_dict(), **changes})
+    return PipelineConfig.from_mapping({**base.to_dict(), **changes},
+                                       str(args.pipeline_config or "pipeline settings"))
 
 
 def simulate(args: argparse.Namespace) -> int:
@@ -64,15 +77,24 @@ def simulate(args: argparse.Namespace) -> int:
         print(format_report(result.report))
         print()
         print(format_usage(result.usage))
-    for f in result.failed_segments:
-        what = f.get("detector") or f["status"]
-        sys.stderr.write(f"avmon: note: segment {f['segment']}: {what}: {f['error']}:"
-                         f" {f['cause']}\n")
-    return int(result.exit_code)
+    return _failures(result.failed_segments)
+
+
+def _failures(failed: list[dict[str, Any]]) -> int:
+    """Lists what failed on stderr, one line each; the exit code says whether anything did."""
+    for f in failed:
+        where = f.get("execution") or f"segment {f.get('segment')} {f.get('detector')}"
+        if "error" in f:
+            where += f" {f.get('status', 'failed')}: {f.get('error')}: {f.get('cause')}"
+        sys.stderr.write(f"avmon: error: {where}\n")
+    if failed:
+        sys.stderr.write(f"avmon: error: analysis incomplete: {len(failed)} failure(s);"
+                         " the report covers only what was analysed\n")
+        return EXIT_INCOMPLETE
+    return 0
 
 
 def _simulate_many(args: argparse.Namespace, config: Any) -> int:
-    from avmon.errors import EXIT_INCOMPLETE
     from avmon.localcloud.simulate import simulate_many
     from avmon.localcloud.throttle import TransitionThrottle
 
@@ -81,11 +103,13 @@ def _simulate_many(args: argparse.Namespace, config: Any) -> int:
         throttle = TransitionThrottle(args.transition_bucket, args.transition_refill)
     with segments_progress() as tick:
         result = simulate_many(args.input, config, throttle, progress=tick)
-    failures = [(s["source"], f) for s in result["streams"] for f in s["failures"]]
-    code = EXIT_INCOMPLETE if failures else 0
+    failed = [f if "execution" in f else
+              {**f, "execution": f"{Path(s['source']).name} segment {f.get('segment')}"
+                                 f" {f.get('detector')}"}
+              for s in result["streams"] for f in s.get("failures", [])]
     if args.json:
         write_json(result)
-        return code
+        return _failures(failed)
     print(f"{'stream':<28}{'segments':>9}{'failed':>7}{'defects':>8}"
           f"{'mean exec s':>12}{'max exec s':>11}")
     for s in result["streams"]:
@@ -97,10 +121,7 @@ def _simulate_many(args: argparse.Namespace, config: Any) -> int:
         print(f"\nStateTransition bucket {t['bucket']:g} tokens, refill {t['refill_per_s']:g}/s:"
               f" {t['transitions']} transitions, {t['delayed']} delayed,"
               f" {t['waited_s']:.1f} s spent waiting for tokens")
-    for source, f in failures:
-        sys.stderr.write(f"avmon: note: {source}: segment {f['segment']}:"
-                         f" {f.get('detector') or f['status']}: {f['error']}: {f['cause']}\n")
-    return code
+    return _failures(failed)
 
 
 def run_simulation(path: Path, config: Any) -> Any:
@@ -131,7 +152,6 @@ def format_usage(record: dict[str, Any]) -> str:
 
 
 def report(args: argparse.Namespace) -> int:
-    from avmon.errors import EXIT_INCOMPLETE
     from avmon.pipeline.ports import S3Store
     from avmon.pipeline.status import stream_status
 
@@ -140,6 +160,5 @@ def report(args: argparse.Namespace) -> int:
         write_json(status.to_dict())
     else:
         print(format_report(status.result.report.to_dict()))
-    for line in status.problems():
-        sys.stderr.write(f"avmon: note: run {status.run.run}: {line}\n")
-    return 0 if status.finished else EXIT_INCOMPLETE
+    return _failures([{"execution": f"run {status.run.run}: {line}"}
+                      for line in status.problems()])

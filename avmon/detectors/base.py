@@ -18,7 +18,6 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from avmon.errors import ConfigError
 from avmon.frames import AudioBuffer, VideoFrame
 from avmon.model import Defect
 
@@ -40,40 +39,62 @@ class Detector(Protocol):
 
 
 class DetectorConfig:
-    """Mixin for the frozen config dataclasses: parse from and dump to plain dicts."""
+    """Mixin for the frozen config dataclasses: checked by the one validation layer
+    (``avmon.validation``, pydantic), dumped to plain dicts.
+
+    A detector's settings carry their unit in their name, and the unit sets the range
+    (``unit_rules``); every number must be finite and of its declared type, so a NaN threshold,
+    an infinite duration or ``"false"`` for a boolean is an error, never a silent change of
+    results. A field with its own ``Annotated[float, Field(...)]`` constraint keeps that one
+    instead (a setting whose range its name cannot say). Every default must pass its own rule:
+    ``tests/unit/test_validation.py`` checks that for every detector.
+    """
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> Any:
-        """Build a config from ``values``; raises ConfigError on unknown keys or bad values."""
-        known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
-        unknown = set(values) - set(known)
-        if unknown:
-            raise ConfigError(f"unknown {cls.__name__} setting(s): {', '.join(sorted(unknown))}")
-        typed: dict[str, Any] = {}
-        for key, value in values.items():
-            default = getattr(cls(), key)
-            try:
-                typed[key] = type(default)(value)
-            except (TypeError, ValueError):
-                raise ConfigError(f"{cls.__name__}.{key}: expected {type(default).__name__},"
-                                  f" got {value!r}") from None
-        cfg = cls(**typed)
-        cfg.validate()
-        return cfg
+    def from_mapping(cls, values: Mapping[str, Any], where: str = "",
+                     prefix: str = "") -> Any:
+        """Build a config from ``values``; raises ConfigError naming the setting, the value and
+        what is allowed (unknown keys, wrong types, NaN, infinity, out of range)."""
+        from avmon.validation import build_dataclass
+
+        return build_dataclass(cls, values, where, prefix or cls.__name__, unit_rules)
 
     def validate(self) -> None:
-        """Durations (``*_s``) are >= 0, windows > 0, fractions within [0, 1]."""
-        for f in fields(self):  # type: ignore[arg-type]
-            value, where = getattr(self, f.name), f"{type(self).__name__}.{f.name}"
-            if f.name.endswith("_s") and value < 0:
-                raise ConfigError(f"{where} must be >= 0 seconds, got {value}")
-            if f.name.startswith("window") and value <= 0:
-                raise ConfigError(f"{where} must be > 0, got {value}")
-            if "fraction" in f.name and not 0 <= value <= 1:
-                raise ConfigError(f"{where} must be within [0, 1], got {value}")
+        """Check a config made in code the same way; raises ConfigError."""
+        type(self).from_mapping(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+
+
+def unit_rules(name: str, kind: type) -> dict[str, Any]:
+    """The range a detector setting may take, from the unit in its name.
+
+    ``*_s`` durations 0..3600 s (``window*`` 1 ms..1 s: a window is cut from audio
+    in memory), ``*_ms`` 0..10000 ms, ``*_dbfs`` -200..0 dBFS, ``*_db`` 0..120 dB, fractions
+    and confidences 0..1, luma 0..255 (8-bit), a ``level`` of full scale (0, 1], a count
+    called ``min_*`` at least 1; any other number 0..1e6."""
+    if kind not in (int, float):
+        return {}
+    if name.startswith("window"):
+        return {"ge": 0.001, "le": 1.0}
+    if name.endswith("_s"):
+        return {"ge": 0, "le": 3600}
+    if name.endswith("_ms"):
+        return {"ge": 0, "le": 10_000}
+    if name.endswith("_dbfs"):
+        return {"ge": -200, "le": 0}
+    if name.endswith("_db"):
+        return {"ge": 0, "le": 120}
+    if "fraction" in name or "confidence" in name:
+        return {"ge": 0, "le": 1}
+    if name.startswith("luma"):
+        return {"ge": 0, "le": 255}
+    if name.endswith("level"):
+        return {"gt": 0, "le": 1}
+    if kind is int and name.startswith("min_"):
+        return {"ge": 1, "le": 1_000_000}
+    return {"ge": 0, "le": 1_000_000}
 
 
 class NoFeed:

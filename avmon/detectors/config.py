@@ -1,7 +1,9 @@
 """One typed configuration for the analysis: each detector's frozen settings, together.
 
 Loaded from a JSON or TOML file (``--config FILE``) whose top-level keys are detector names:
-``{"freeze": {"min_duration_s": 1.0}}``. Unknown names and settings are errors, not ignored.
+``{"freeze": {"min_duration_s": 1.0}}``. Unknown names and settings are errors, not ignored;
+values are checked by the one validation layer (finite, in range for their unit, strictly
+typed: see ``DetectorConfig``).
 """
 
 from __future__ import annotations
@@ -31,27 +33,27 @@ class AnalysisConfig:
     av_sync: AvSyncConfig = field(default_factory=AvSyncConfig)
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> AnalysisConfig:
-        """Raises ConfigError on an unknown detector or setting, or a bad value."""
+    def from_mapping(cls, values: Mapping[str, Any], where: str = "") -> AnalysisConfig:
+        """Raises ConfigError on an unknown detector or setting, or a bad value (one line:
+        ``where: detector.setting = value: what is allowed``)."""
+        head = f"{where}: " if where else ""
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{head}configuration must be an object of detector settings,"
+                              f" got {type(values).__name__}")
         defaults = cls()
         parts: dict[str, Any] = {}
         for name, settings in values.items():
-            current = getattr(defaults, name, None)
+            current = getattr(defaults, name, None) if name in cls.__dataclass_fields__ else None
             if current is None:
-                raise ConfigError(f"unknown detector {name!r} in configuration")
-            if not isinstance(settings, Mapping):
-                raise ConfigError(f"configuration of {name!r} must be a table of settings")
-            parts[name] = type(current).from_mapping(settings)
+                raise ConfigError(f"{head}unknown detector {name!r} in configuration; known:"
+                                  f" {', '.join(cls.__dataclass_fields__)}")
+            parts[name] = type(current).from_mapping(settings, where, name)
         return cls(**parts)
 
     @classmethod
     def load(cls, path: str | Path) -> AnalysisConfig:
         """Read a JSON or TOML file. Raises ConfigError naming the file and the problem."""
-        p = Path(path)
-        data = read_document(p, "detector settings")
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"{p}: configuration must be an object of detector settings")
-        return cls.from_mapping(data)
+        return cls.from_mapping(read_document(Path(path), "detector settings"), str(path))
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name).to_dict() for name in self.__dataclass_fields__}

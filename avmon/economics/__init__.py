@@ -1,2 +1,2 @@
-"""What each design costs and where it stops scaling: prices, quotas, designs compared,
-the report."""
+"""What each design costs and where it stops scaling: prices, quotas, the Lambda duration
+model, designs compared, the report."""

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 from avmon.documents import read_document
 from avmon.economics.prices import PriceTable, TaskSize, serverless_cost, single_process_cost, total
 from avmon.economics.quotas import Demand, scaling_wall
-from avmon.errors import ConfigError
+from avmon.errors import AvmonError, ConfigError
 from avmon.evaluation.matching import match, same_defect_tolerance
 from avmon.model import Defect
 from avmon.pipeline.config import PipelineConfig
@@ -33,19 +34,40 @@ SERVERLESS: dict[str, PipelineConfig] = {
 }
 
 
+class DesignsDisagreeError(AvmonError):
+    """The designs did not find the same defects on the same input: their costs and walls are
+    not comparable until they do."""
+
+    exit_code = 4
+
+
 def runs_from_file(path: Path) -> dict[str, dict[str, Any]]:
     """Runs saved by ``avmon benchmark --json`` or ``avmon simulate --json``.
 
     Raises ConfigError if the file is neither."""
+    from avmon.usage import SavedBenchmark, SavedSimulation, SingleProcessUsage
+    from avmon.validation import check
+
     data = read_document(path, "usage")
+    where = str(path)
     if isinstance(data, dict) and "designs" in data:
-        return {name: {"report": {"duration_s": d["stream_s"], "defects": d["defects"]},
-                       "usage": d["usage"], "config": d.get("config", {})}
-                for name, d in data["designs"].items()}
+        saved: SavedBenchmark = check(SavedBenchmark, data, where)
+        for name, d in saved.designs.items():  # each design's usage has its own shape
+            model = SingleProcessUsage if name == SINGLE else Usage
+            check(model, d.usage, where, f"designs.{name}.usage")
+        raw = data["designs"]
+        return {name: {"report": {"duration_s": d.stream_s,
+                                  "defects": [x.model_dump() for x in d.defects]},
+                       "usage": d.usage, "config": d.config,
+                       **{k: raw[name][k] for k in ("lambda_model", "sizing") if k in raw[name]}}
+                for name, d in saved.designs.items()}
     if isinstance(data, dict) and "usage" in data and "duration_s" in data:
-        config = data.get("pipeline") or {}
+        sim: SavedSimulation = check(SavedSimulation, data, where)
+        config = sim.pipeline or {}
         name = TUNED if config.get("workflow_type") == "EXPRESS" else ORIGINAL
-        return {name: {"report": data, "usage": data["usage"], "config": config}}
+        return {name: {"report": {"duration_s": sim.duration_s,
+                                  "defects": [x.model_dump() for x in sim.defects]},
+                       "usage": data["usage"], "config": config}}
     raise ConfigError(f"{path}: not the output of 'avmon benchmark --json' or"
                       " 'avmon simulate --json'")
 
@@ -59,9 +81,11 @@ def compare(runs: Mapping[str, Mapping[str, Any]], prices: PriceTable,
         usage = run["usage"]
         if design == SINGLE:
             items, per_task = single_process_cost(usage["cpu_per_stream_second"],
-                                                  usage["peak_mb"], prices, task)
+                                                  usage["peak_mb"], prices, task,
+                                                  float(usage.get("base_mb", 0.0)))
             wall = scaling_wall(Demand(workflow_type="NONE"), quotas, expected_streams)
-            extra = {"streams_per_task": per_task, "task": (task or TaskSize()).__dict__}
+            extra = {"streams_per_task": per_task, "task": (task or TaskSize()).__dict__,
+                     **({"sizing": run["sizing"]} if "sizing" in run else {})}
         else:
             config = run.get("config", {})
             workflow = config.get("workflow_type", "STANDARD")
@@ -72,6 +96,9 @@ def compare(runs: Mapping[str, Mapping[str, Any]], prices: PriceTable,
             demand = Demand.from_usage(metered, stream_s, workflow)
             wall = scaling_wall(demand, quotas, expected_streams)
             extra = {"demand_per_stream_second": demand.to_dict()}
+            if "lambda_model" in run:
+                extra["lambda_model"] = run["lambda_model"]
+                _add_range(wall.binding_quota, run["lambda_model"], metered)
         designs[design] = {
             "usd_per_stream_hour": float(f"{total(items):.6g}"),
             "line_items": {i.name: i.to_dict() for i in items},
@@ -91,18 +118,68 @@ def compare(runs: Mapping[str, Mapping[str, Any]], prices: PriceTable,
         if base and base["usd_per_stream_hour"] > 0:
             ratio = d["usd_per_stream_hour"] / base["usd_per_stream_hour"]
             d["cost_ratio_to_original"] = float(f"{ratio:.6g}")
+    differences = disagreements(designs)
     return {"expected_streams": expected_streams, "quotas": quotas_name,
-            "region": prices.region, "defects_identical": _identical(designs),
+            "quota_set": {k: quotas[k] for k in ("description", "source", "checked")
+                          if k in quotas},
+            "region": prices.region, "prices_checked": _checked(prices),
+            "defects_identical": not differences, "defect_differences": differences,
             "designs": designs}
 
 
-def _identical(designs: Mapping[str, Any]) -> bool:
-    """Same defects in every design: each pairs with one in the first design, onsets and ends
-    within ``same_defect_tolerance`` (50 ms; 0.5 s for av_sync, whose cues depend on segment
-    boundaries)."""
-    lists = [[Defect.from_dict(x) for x in d["defects"]] for d in designs.values()]
-    return all(match(lists[0], other, same_defect_tolerance, ends_too=True).exact
-               for other in lists[1:])
+def _checked(prices: PriceTable) -> str:
+    """The date the prices were checked (the latest of the lines used)."""
+    return max((p.checked for p in prices.items.values()), default="")
+
+
+def _add_range(binding: dict[str, Any], model: Mapping[str, Any], usage: Usage) -> None:
+    """Where Lambda concurrency binds, the streams it allows at the slowest and the fastest
+    repeat of the calibration (it scales inversely with Lambda seconds)."""
+    seconds = model.get("lambda_seconds", {})
+    used = seconds.get(seconds.get("estimate", "median"))
+    if binding.get("quota") != "lambda_concurrency" or not used:
+        return
+    streams = float(binding["streams"])
+    binding["streams_range"] = [math.floor(streams * used / seconds["max"]),
+                                math.floor(streams * used / seconds["min"])]
+
+
+def disagreements(designs: Mapping[str, Any]) -> list[str]:
+    """Where designs found different defects, one line each naming the detector and why (empty
+    when they agree). The same defect: same detector, onsets and ends within
+    ``same_defect_tolerance`` (50 ms; 0.5 s for av_sync, whose cues depend on segment
+    boundaries). Compared against the single process when it ran, else the first design."""
+    if len(designs) < 2:
+        return []
+    ref = SINGLE if SINGLE in designs else next(iter(designs))
+    expected = [Defect.from_dict(x) for x in designs[ref]["defects"]]
+    out = []
+    for name, d in designs.items():
+        if name == ref:
+            continue
+        found = [Defect.from_dict(x) for x in d["defects"]]
+        m = match(expected, found, same_defect_tolerance, ends_too=True)
+        cited = []
+        for e in m.missed:
+            near = [d for d in m.extra if d.detector == e.detector]
+            nearest = min(near, key=lambda d: abs(d.start_s - e.start_s)) if near else None
+            cited.append(nearest)
+            out.append(f"{name}: {e.detector} {e.start_s:.2f}-{e.end_s:.2f} s (found by {ref})"
+                       f" {_why(e, nearest)}")
+        for x in m.extra:
+            if x in cited:
+                continue
+            out.append(f"{name}: {x.detector} {x.start_s:.2f}-{x.end_s:.2f} s found only by"
+                       f" {name}, not by {ref}")
+    return out
+
+
+def _why(e: Defect, d: Defect | None) -> str:
+    if d is None:
+        return "is missing"
+    return (f"is {d.start_s:.2f}-{d.end_s:.2f} s: onsets {abs(d.start_s - e.start_s):.2f} s and"
+            f" ends {abs(d.end_s - e.end_s):.2f} s apart, beyond the"
+            f" {same_defect_tolerance(e.detector):g} s tolerance")
 
 
 def fleet(result: Mapping[str, Any], streams: int, hours: float) -> dict[str, float]:

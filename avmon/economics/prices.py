@@ -13,11 +13,14 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field
 
 from avmon.documents import packaged_document, read_document
 from avmon.errors import ConfigError
 from avmon.usage import Usage
+from avmon.validation import STRICT_OPEN, check
 
 HOUR = 3600.0
 DAYS_PER_MONTH = 730.0 / 24  # AWS prices a GB-month as 730 hours
@@ -49,24 +52,39 @@ class PriceTable:
 
     @classmethod
     def load(cls, region: str = "us-east-1", path: str | Path | None = None) -> PriceTable:
-        """Raises ConfigError for a missing file, bad JSON or an unknown region."""
+        """Raises ConfigError for a missing file, a table of the wrong shape (each price a
+        finite ``usd`` >= 0 ``per`` a quantity > 0, with its unit, source and date), or an
+        unknown region."""
+        where = str(path) if path else "prices.json"
         data = (read_document(path, "prices") if path
                 else packaged_document("prices.json", "prices"))
-        try:
-            regions = data["regions"]
-            regions.keys()
-        except (KeyError, TypeError, AttributeError):
-            raise ConfigError(f"{path or 'prices.json'}: not a price table"
-                              " (no 'regions' object)") from None
-        if region not in regions:
-            raise ConfigError(f"no prices for region {region!r}; known: {', '.join(regions)}")
-        try:
-            items = {k: Price(float(v["usd"]), float(v["per"]), str(v["unit"]),
-                              str(v["source"]), str(v["checked"]))
-                     for k, v in regions[region].items()}
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"price table for {region}: bad entry ({exc})") from None
+        table: PriceFile = check(PriceFile, data, where)
+        if region not in table.regions:
+            raise ConfigError(f"{where}: no prices for region {region!r};"
+                              f" known: {', '.join(table.regions)}")
+        items = {k: Price(v.usd, v.per, v.unit, v.source, v.checked)
+                 for k, v in table.regions[region].items()}
         return cls(region, items)
+
+
+class PriceEntry(BaseModel):
+    """One line of a price table: ``usd`` per ``per`` ``unit``, where it was read and when."""
+
+    model_config = STRICT_OPEN
+
+    usd: Annotated[float, Field(ge=0, le=1e6)]
+    per: Annotated[float, Field(gt=0, le=1e12)]
+    unit: str
+    source: str
+    checked: str
+
+
+class PriceFile(BaseModel):
+    """The shape of ``prices.json`` (and of ``--prices FILE``): prices by region and name."""
+
+    model_config = STRICT_OPEN
+
+    regions: Annotated[dict[str, dict[str, PriceEntry]], Field(min_length=1)]
 
 
 @dataclass(frozen=True)
@@ -145,21 +163,34 @@ class TaskSize:
     target_cpu: float = 0.7     # leave headroom for bursts (scene cuts, keyframes)
     memory_reserve: float = 0.1  # for the runtime and the router in front
 
-    def streams(self, cpu_per_stream_second: float, peak_mb_per_stream: float) -> int:
-        """How many streams one task holds: the tighter of CPU and memory."""
-        if cpu_per_stream_second <= 0 or peak_mb_per_stream <= 0:
+    def streams(self, cpu_per_stream_second: float, peak_mb_per_stream: float,
+                base_mb: float = 0.0) -> int:
+        """How many streams one task holds (at least one): the tighter of CPU and memory."""
+        return max(1, self.holds(cpu_per_stream_second, peak_mb_per_stream, base_mb)[0])
+
+    def holds(self, cpu_per_stream_second: float, mb_per_stream: float,
+              base_mb: float = 0.0, base_cpu: float = 0.0) -> tuple[int, str]:
+        """Streams one task holds and what bounds it (``cpu`` or ``memory``): CPU at
+        ``target_cpu`` of its vCPUs, memory at ``1 - memory_reserve`` of it, with what the
+        process needs whatever its streams (``base_mb`` of memory: interpreter, libraries;
+        ``base_cpu`` cores: a service's own loop) paid once. Raises ConfigError for a
+        measurement without CPU time or memory."""
+        if cpu_per_stream_second <= 0 or mb_per_stream <= 0:
             raise ConfigError("single-process measurement must have CPU time and memory")
-        by_cpu = math.floor(self.vcpu * self.target_cpu / cpu_per_stream_second)
-        by_memory = math.floor(self.memory_gb * 1024 * (1 - self.memory_reserve)
-                               / peak_mb_per_stream)
-        return max(1, min(by_cpu, by_memory))
+        by_cpu = math.floor((self.vcpu * self.target_cpu - base_cpu) / cpu_per_stream_second)
+        by_memory = math.floor((self.memory_gb * 1024 * (1 - self.memory_reserve) - base_mb)
+                               / mb_per_stream)
+        n = max(0, min(by_cpu, by_memory))
+        return n, "cpu" if by_cpu <= by_memory else "memory"
 
 
 def single_process_cost(cpu_per_stream_second: float, peak_mb: float, prices: PriceTable,
-                        task: TaskSize | None = None) -> tuple[list[LineItem], int]:
-    """Line items per stream-hour and the streams one task holds."""
+                        task: TaskSize | None = None,
+                        base_mb: float = 0.0) -> tuple[list[LineItem], int]:
+    """Line items per stream-hour and the streams one task holds. ``peak_mb`` is memory per
+    stream; ``base_mb`` what the process needs once, whatever the streams."""
     task = task or TaskSize()
-    n = task.streams(cpu_per_stream_second, peak_mb)
+    n = task.streams(cpu_per_stream_second, peak_mb, base_mb)
     return [
         _item("Fargate vCPU", task.vcpu / n, prices["fargate_vcpu_hour"]),
         _item("Fargate memory", task.memory_gb / n, prices["fargate_gb_hour"]),

@@ -17,13 +17,17 @@ in the real account. Assumptions, stated once here:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field
 
 from avmon.documents import packaged_document, read_document
 from avmon.errors import ConfigError
 from avmon.usage import Usage
+from avmon.validation import STRICT_OPEN, check
 
 
 @dataclass(frozen=True)
@@ -57,14 +61,52 @@ class Demand:
         return {k: round(v, 4) if isinstance(v, float) else v for k, v in self.__dict__.items()}
 
 
+Rate = Annotated[float, Field(gt=0, le=1e9)]
+
+
+class TokenBucketQuota(BaseModel):
+    model_config = STRICT_OPEN
+
+    bucket: Rate
+    refill_per_s: Rate
+
+
+class ConcurrencyQuota(BaseModel):
+    model_config = STRICT_OPEN
+
+    limit: Rate
+    burst: Rate
+    scale_per_minute: Rate
+
+
+class PrefixQuota(BaseModel):
+    model_config = STRICT_OPEN
+
+    put_per_s: Rate
+    get_per_s: Rate
+
+
+class QuotaTable(BaseModel):
+    """The shape of one quota table in ``quotas.json`` (and of ``--quotas FILE``)."""
+
+    model_config = STRICT_OPEN
+
+    sfn_transitions: TokenBucketQuota
+    sfn_start_execution: TokenBucketQuota
+    express_start_execution: TokenBucketQuota
+    lambda_concurrency: ConcurrencyQuota
+    s3_prefix: PrefixQuota
+
+
 def load_quotas(name: str = "2023") -> dict[str, Any]:
-    """``2023``, ``current`` or a JSON file of the same shape. Raises ConfigError."""
+    """``2023``, ``current`` or a JSON/TOML/YAML file of the same shape (every rate a finite
+    number > 0). Raises ConfigError naming the first bad entry."""
     if name in ("2023", "current"):
-        return dict(packaged_document("quotas.json", "quotas")[name])
-    quotas = read_document(name, "quotas")
-    if not isinstance(quotas, dict) or "sfn_transitions" not in quotas:
-        raise ConfigError(f"{name}: not a quota table (no sfn_transitions)")
-    return quotas
+        data, where = packaged_document("quotas.json", "quotas")[name], f"quotas.json {name}"
+    else:
+        data, where = read_document(name, "quotas (or 2023, current)"), name
+    table: QuotaTable = check(QuotaTable, data, where)
+    return {**(data if isinstance(data, dict) else {}), **table.model_dump()}
 
 
 @dataclass
@@ -91,7 +133,7 @@ class Bucket:
 class WallResult:
     expected_streams: int
     sustained_streams: float
-    binding_quota: str
+    binding_quota: dict[str, Any]     # {"quota", "streams", "of_expected"}: see binding()
     capacities: dict[str, float]      # streams each quota alone would sustain
     timeline: list[dict[str, float]]  # per step: offered, served streams, backlog, delay
 
@@ -106,6 +148,32 @@ class WallResult:
                 "binding_quota": self.binding_quota,
                 "capacities": {k: round(v, 1) for k, v in self.capacities.items()},
                 "timeline": self.timeline}
+
+
+NO_SHARED_QUOTA = "no shared per-account quota: scales by adding tasks"
+
+
+def binding(caps: Mapping[str, float], expected_streams: int) -> dict[str, Any]:
+    """The quota that binds first: its name, the streams it alone sustains (whole streams) and
+    that as a fraction of the expected load (above 1: it does not bind at that load).
+    ``quota`` is None when no shared quota applies."""
+    if not caps:
+        return {"quota": None, "streams": None, "of_expected": None, "why": NO_SHARED_QUOTA}
+    name = min(caps, key=lambda k: caps[k])
+    streams = math.floor(caps[name])
+    return {"quota": name, "streams": streams,
+            "of_expected": round(streams / expected_streams, 4)}
+
+
+def describe_binding(b: Mapping[str, Any]) -> str:
+    """One line for tables: ``lambda_concurrency at 2,208 (73.6%)``."""
+    if b.get("quota") is None:
+        return "none (scales by tasks)"
+    text = f"{b['quota']} at {b['streams']:,} ({b['of_expected']:.1%})"
+    if "streams_range" in b:
+        lo, hi = b["streams_range"]
+        text += f", {lo:,}-{hi:,} over repeats"
+    return text
 
 
 def capacities(demand: Demand, quotas: Mapping[str, Any]) -> dict[str, float]:
@@ -135,10 +203,10 @@ def scaling_wall(demand: Demand, quotas: Mapping[str, Any], expected_streams: in
                  ramp_s: int = 1800, hold_s: int = 600) -> WallResult:
     """Ramp the offered load and find where backlog starts to grow, and why."""
     caps = capacities(demand, quotas)
+    bind = binding(caps, expected_streams)
     if not caps:  # nothing shared limits it (the single process)
-        return WallResult(expected_streams, float(expected_streams), "none (scales by tasks)",
-                          {}, [])
-    binding = min(caps, key=lambda k: caps[k])
+        return WallResult(expected_streams, float(expected_streams), bind, {}, [])
+    first = str(bind["quota"])
     buckets: dict[str, Bucket] = {}
     per_stream: dict[str, float] = {}
     if "sfn_transitions" in caps:
@@ -176,7 +244,5 @@ def scaling_wall(demand: Demand, quotas: Mapping[str, Any], expected_streams: in
             timeline.append({"t_s": second + 1, "offered": round(offered, 1),
                              "served": round(served, 1),
                              "backlog": round(backlog[worst], 1), "delay_s": round(delay, 1)})
-    label = binding if caps[binding] < expected_streams else \
-        f"none at {expected_streams} (first: {binding} at {caps[binding]:.0f})"
-    return WallResult(expected_streams, min(sustained, caps[binding]) if sustained else
-                      caps[binding], label, caps, timeline)
+    return WallResult(expected_streams, min(sustained, caps[first]) if sustained else
+                      caps[first], bind, caps, timeline)

@@ -27,15 +27,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from pydantic import BaseModel, field_validator
 
 from avmon.detectors.registry import NAMES
 from avmon.documents import read_document
 from avmon.errors import ConfigError, DefectSpecError
 from avmon.model import Defect
+from avmon.validation import STRICT_OPEN, DefectRecord, check
 
 KINDS = ("patterns", "noisy", "dark", "calm")
 DEFECT_KINDS = NAMES  # synth can inject every registered kind of defect
 AUDIO_CHUNK = 1024
+CHANNELS = 2              # the synthetic programme is stereo
+MAX_OFFSET_MS = 10_000.0  # an A/V offset beyond 10 s is not a sync defect but a different stream
+MAX_GAIN_DB = 60.0        # 60 dB of drive already turns any programme into a square wave
+MAX_WIDTH, MAX_HEIGHT = 3840, 2160  # UHD: a picture and its encoder must fit in memory
 BLACK_Y, NEUTRAL_C = 16, 128
 
 
@@ -96,15 +102,20 @@ def parse_defects(spec: str) -> list[DefectSpec]:
             if not om or float(om[1]) == 0:
                 raise DefectSpecError(f"{item!r}: av_sync needs an offset like =+200ms or =-80ms")
             offset = float(om[1])
+            if abs(offset) > MAX_OFFSET_MS:
+                raise DefectSpecError(f"{item!r}: offset {offset:+g} ms is not allowed: at most"
+                                      f" {MAX_OFFSET_MS:g} ms either way")
         elif kind == "silence" and opt:
-            cm = re.fullmatch(r"ch(\d)", opt)
-            if not cm:
-                raise DefectSpecError(f"{item!r}: silence option must be a channel like =ch1")
+            cm = re.fullmatch(r"ch(\d+)", opt)
+            if not cm or int(cm[1]) >= CHANNELS:
+                raise DefectSpecError(f"{item!r}: silence option must be a channel of the"
+                                      f" stereo track: =ch0 or =ch1")
             channels = (int(cm[1]),)
         elif kind == "clipping" and opt:
             gm = re.fullmatch(r"\+?(\d+(?:\.\d+)?)dB", opt)
-            if not gm:
-                raise DefectSpecError(f"{item!r}: clipping option must be a gain like =+30dB")
+            if not gm or not 0 < float(gm[1]) <= MAX_GAIN_DB:
+                raise DefectSpecError(f"{item!r}: clipping option must be a gain like =+30dB,"
+                                      f" more than 0 and at most {MAX_GAIN_DB:g} dB")
             gain = float(gm[1])
         elif opt:
             raise DefectSpecError(f"{item!r}: {kind} takes no option")
@@ -238,7 +249,9 @@ class Content:
                                + np.sin(2 * math.pi * 329.63 * t + 2))
         right = 0.045 * swell * (np.sin(2 * math.pi * 220 * t + 0.5)
                                  + np.sin(2 * math.pi * 329.63 * t + 1.3))
-        hiss = np.random.default_rng([self.seed, start]).standard_normal((2, n)) * 0.004
+        # start < 0 for audio shifted late from the stream's start; seeds must not be negative
+        seed = [self.seed, abs(start), int(start < 0)]
+        hiss = np.random.default_rng(seed).standard_normal((2, n)) * 0.004
         out = np.stack([left, right]) + hiss
         if self._cue_times.size:
             lo = bisect.bisect_left(self._cue_times, t[0] - 0.3)
@@ -280,8 +293,16 @@ class SynthRequest:
         if self.width < 32 or self.height < 32 or self.width % 2 or self.height % 2:
             raise ConfigError(f"--size {self.width}x{self.height}: width and height must be even"
                               " and at least 32 (4:2:0 video)")
+        if self.width > MAX_WIDTH or self.height > MAX_HEIGHT:
+            raise ConfigError(f"--size {self.width}x{self.height} is not allowed: at most"
+                              f" {MAX_WIDTH}x{MAX_HEIGHT}")
         if not (1 <= self.fps <= 120):
             raise ConfigError(f"--fps must be 1..120, got {self.fps}")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"--seed must be within 0..{2**32 - 1}, got {self.seed}")
+        if self.content not in KINDS:
+            raise ConfigError(f"--content {self.content!r}: unknown content kind;"
+                              f" known: {', '.join(KINDS)}")
         if not (self.video or self.audio):
             raise ConfigError("a stream needs video or audio")
         for d in self.defects:
@@ -373,10 +394,25 @@ def synthesize(req: SynthRequest) -> Path:
     return truth
 
 
+class TruthFile(BaseModel):
+    """The shape of a truth file as ``synthesize`` writes it (other keys are descriptive)."""
+
+    model_config = STRICT_OPEN
+
+    defects: list[DefectRecord]
+
+    @field_validator("defects")
+    @classmethod
+    def _known_detectors(cls, defects: list[DefectRecord]) -> list[DefectRecord]:
+        # a misspelt detector would be scored against nothing: every detection a false positive
+        for d in defects:
+            if d.detector not in NAMES:
+                raise ValueError(f"unknown detector {d.detector!r}; known: {', '.join(NAMES)}")
+        return defects
+
+
 def load_truth(path: Path) -> list[Defect]:
-    """The defects of a truth file. Raises ConfigError if it is not one."""
-    record = read_document(path, "a truth file")
-    try:
-        return [Defect.from_dict(d) for d in record["defects"]]
-    except (KeyError, TypeError) as exc:
-        raise ConfigError(f"{path}: not a truth file (no defects list: {exc})") from None
+    """The defects of a truth file. Raises ConfigError if it is not one (one line naming the
+    first bad entry)."""
+    truth: TruthFile = check(TruthFile, read_document(path, "a truth file"), str(path))
+    return [Defect.from_dict(d.model_dump()) for d in truth.defects]

@@ -9,7 +9,7 @@ and counted; they never stop the analysis. Times are seconds from the stream's f
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -51,6 +51,18 @@ def describe_source(source: Source) -> str:
     return str(getattr(source, "name", "<stream>"))
 
 
+# FFmpeg opens any text file as ANSI art ("tty") and a single picture through an image demuxer;
+# neither is a stream to monitor. Cover art in an audio file is marked as an attached picture.
+_TEXT_CODECS = frozenset({"ansi", "bintext", "xbin", "idf"})
+
+
+def _still_or_text(container: Any, video: Any) -> bool:
+    fmt = container.format.name
+    return bool(fmt == "tty" or fmt == "image2" or fmt.endswith("_pipe")
+                or video.codec_context.name in _TEXT_CODECS
+                or video.disposition & av.stream.Disposition.attached_pic)
+
+
 def _check_path(source: Source) -> None:
     if not isinstance(source, (str, os.PathLike)):
         return
@@ -72,17 +84,29 @@ class MediaReader:
     Raises MediaOpenError when the input is missing, empty, unreadable or holds no audio or video.
     """
 
-    def __init__(self, source: Source, threads: int = 1) -> None:
+    def __init__(self, source: Source, threads: int = 1, *, stream_clock: bool = False,
+                 timeout: float | None = None, format: str | None = None) -> None:
         """``threads``: decoder threads; 1 (the default) costs the least CPU per stream-second,
-        0 lets FFmpeg use frame threads (faster wall time for one file, about 40% more CPU)."""
+        0 lets FFmpeg use frame threads (faster wall time for one file, about 40% more CPU).
+
+        ``stream_clock=True`` keeps the container's own timestamps (an MPEG-TS stream's PTS)
+        instead of counting from the first one: a live watcher that joins mid-stream, or
+        reconnects, reports times on the stream's clock. ``timeout`` (seconds) bounds every
+        open and read, so a live input that goes silent raises instead of blocking forever.
+        ``format`` names the demuxer (for a file-like object without a name, e.g. "mpegts").
+        """
         _check_path(source)
         self.threads = threads
         self.name = describe_source(source)
-        options = _NETWORK_OPTIONS if "://" in self.name else {}
+        options = dict(_NETWORK_OPTIONS) if "://" in self.name else {}
+        if timeout is not None and options:
+            micros = str(int(timeout * 1_000_000))
+            options.update(rw_timeout=micros, timeout=micros)
         # FFmpeg logs every concealed macroblock; avmon counts them instead (see DecodeStats).
         av.logging.set_level(av.logging.PANIC)
         try:
-            self._container: Any = av.open(source, mode="r", options=options)
+            self._container: Any = av.open(source, mode="r", options=options, format=format,
+                                           timeout=timeout)
         except av.error.FFmpegError as exc:
             raise MediaOpenError(f"{self.name}: not readable as media ({_reason(exc)})") from None
         except OSError as exc:
@@ -90,13 +114,17 @@ class MediaReader:
         c = self._container
         self._video = c.streams.video[0] if c.streams.video else None
         self._audio = c.streams.audio[0] if c.streams.audio else None
+        if self._video is not None and _still_or_text(c, self._video):
+            self._video = None  # a cover picture or a text file is not a picture track
         if self._video is None and self._audio is None:
+            why = (f" (FFmpeg reads it as {c.format.name}: text or a still image)"
+                   if c.streams.video else "")
             c.close()
-            raise MediaOpenError(f"{self.name}: no audio or video track")
+            raise MediaOpenError(f"{self.name}: no audio or video track{why}")
         if self._video is not None and self._video.codec_context is None:
             self._video = None
         self.stats = DecodeStats()
-        self._origin = self._find_origin()
+        self._origin = 0.0 if stream_clock else self._find_origin()
 
     # -- description -----------------------------------------------------------------------
     @property
@@ -150,8 +178,13 @@ class MediaReader:
         return self._audio is not None
 
     # -- decoding ----------------------------------------------------------------------------
-    def frames(self, video: bool = True, audio: bool = True) -> Iterator[VideoFrame | AudioBuffer]:
+    def frames(self, video: bool = True, audio: bool = True,
+               on_packet: Callable[[int, float], None] | None = None,
+               ) -> Iterator[VideoFrame | AudioBuffer]:
         """Yield video frames and audio buffers in demux order, one at a time.
+
+        ``on_packet(byte_position, seconds)`` is called for each packet that has both (a live
+        HLS reader maps byte positions to the segments they came from).
 
         A packet the decoder rejects is counted and skipped. If the container itself becomes
         unreadable part way (a truncated file), iteration stops and ``stats.ended_early`` says why.
@@ -182,6 +215,9 @@ class MediaReader:
             except av.error.FFmpegError as exc:
                 self.stats.ended_early = _reason(exc)
                 break
+            if on_packet is not None and packet.pos is not None and packet.pos >= 0 \
+                    and packet.pts is not None and packet.time_base is not None:
+                on_packet(int(packet.pos), float(packet.pts * packet.time_base) - self._origin)
             try:
                 decoded = packet.decode()
             except av.error.FFmpegError:

@@ -207,7 +207,7 @@ def convert(store: ObjectStore, job: SegmentJob, config: PipelineConfig) -> Mani
         store.put(keys.frames_of_segment(s, r, i), buf.getvalue())
     ends = [f.t + f.duration for f in frames] + [a.end for a in audio]
     manifest = Manifest(
-        job=job, end_s=round(max(ends), 6), layout=config.frame_layout,  # type: ignore[arg-type]
+        job=job, end_s=round(max(ends), 6), layout=config.frame_layout,
         video=info.video.to_dict() if info.video else None,
         audio_info=info.audio.to_dict() if info.audio else None,
         frames=tuple(frames), audio=tuple(audio),

@@ -14,7 +14,7 @@ import pytest
 
 import avmon.errors as errors
 from avmon.pipeline.config import PipelineConfig
-from cdk.constants import ASL_FILE, DETECTOR_IDS, HANDLERS
+from cdk.constants import ASL_FILE, DETECTOR_IDS, HANDLERS, STACK_NAME
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 NO_BUNDLING = {"aws:cdk:bundling-stacks": []}
@@ -23,7 +23,7 @@ NO_BUNDLING = {"aws:cdk:bundling-stacks": []}
 def synth(tmp: Path, config: PipelineConfig | None = None) -> tuple[Any, dict[str, Any]]:
     from cdk.app import build_app
     app = build_app(context=NO_BUNDLING, outdir=str(tmp), config=config)
-    return app, app.synth().stacks[0].template
+    return app, app.synth().get_stack_by_name(STACK_NAME).template
 
 
 @pytest.fixture(scope="module")

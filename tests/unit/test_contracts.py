@@ -37,10 +37,10 @@ def test_config_from_json_and_toml(tmp_path):
 
 @pytest.mark.parametrize(("content", "problem"), [
     ({"nope": {}}, "unknown detector"),
-    ({"freeze": {"speed": 1}}, "unknown FreezeConfig"),
-    ({"freeze": {"min_duration_s": "soon"}}, "expected float"),
-    ({"black": {"min_fraction": 2}}, "within [0, 1]"),
-    ({"clipping": {"window_s": 0}}, "> 0"),
+    ({"freeze": {"speed": 1}}, "freeze.speed = 1: is not a known setting; known: min_dur"),
+    ({"freeze": {"min_duration_s": "soon"}}, "min_duration_s = 'soon': must be a number"),
+    ({"black": {"min_fraction": 2}}, "black.min_fraction = 2: must be <= 1"),
+    ({"clipping": {"window_s": 0}}, "clipping.window_s = 0: must be >= 0.001"),
 ])
 def test_config_rejects(tmp_path, content, problem):
     p = tmp_path / "c.json"
@@ -67,3 +67,13 @@ def test_defect_round_trips():
     assert Defect.from_dict(d.to_dict()) == Defect("av_sync", 1.235, 7.0, 0.5, {"offset_ms": 200})
     with pytest.raises(ConfigError):
         Defect.from_dict({"detector": "x"})
+
+
+def test_synth_audio_before_the_stream_start_is_defined():
+    """Audio shifted late from t=0 (``av_sync@0:10=+200ms``) asks for samples before 0."""
+    from avmon.evaluation.synth import Content
+
+    content = Content("patterns", 64, 36, 25, 4.0, seed=3)
+    early = content.audio(-9600, 480)
+    assert early.shape == (2, 480)
+    assert not (early == content.audio(9600, 480)).all()

@@ -6,7 +6,14 @@ import pytest
 
 from avmon.economics.designs import ORIGINAL, SINGLE, TUNED, compare
 from avmon.economics.prices import PriceTable, TaskSize, serverless_cost, single_process_cost, total
-from avmon.economics.quotas import Bucket, Demand, capacities, load_quotas, scaling_wall
+from avmon.economics.quotas import (
+    Bucket,
+    Demand,
+    capacities,
+    describe_binding,
+    load_quotas,
+    scaling_wall,
+)
 from avmon.errors import ConfigError
 from avmon.usage import Usage
 
@@ -70,6 +77,9 @@ def test_task_sizing_takes_the_tighter_of_cpu_and_memory(prices):
     assert total(items) == pytest.approx((2 * 0.04048 + 4 * 0.004445) / 49)
     with pytest.raises(ConfigError):
         task.streams(0, 75)
+    # the process's own memory is paid once per task: (3686.4 - 100) / 30 = 119 -> CPU binds
+    assert task.holds(0.02, 30, base_mb=100) == (70, "cpu")
+    assert task.holds(0.001, 30, base_mb=100) == (119, "memory")
 
 
 def test_demand_and_capacities_by_hand():
@@ -86,7 +96,8 @@ def test_demand_and_capacities_by_hand():
 def test_wall_ramp_finds_the_binding_quota_and_backlog():
     d = Demand.from_usage(Usage.from_dict(USAGE), 60.0)
     wall = scaling_wall(d, load_quotas("2023"), expected_streams=3000)
-    assert wall.binding_quota == "sfn_transitions"
+    assert wall.binding_quota == {"quota": "sfn_transitions", "streams": 200,
+                                  "of_expected": pytest.approx(200 / 3000, abs=1e-4)}
     assert 190 <= wall.sustained_streams <= 200.5
     assert wall.fraction_of_expected == pytest.approx(wall.sustained_streams / 3000)
     last = wall.timeline[-1]
@@ -99,7 +110,15 @@ def test_no_binding_quota_below_the_expected_load():
     d = Demand.from_usage(Usage.from_dict(USAGE), 60.0)
     wall = scaling_wall(d, load_quotas("2023"), expected_streams=100)
     assert wall.sustained_streams == pytest.approx(100)
-    assert wall.binding_quota == "none at 100 (first: sfn_transitions at 200)"
+    # the quota that would bind first is still named, with the streams it allows (2x expected)
+    assert wall.binding_quota == {"quota": "sfn_transitions", "streams": 200, "of_expected": 2.0}
+    assert describe_binding(wall.binding_quota) == "sfn_transitions at 200 (200.0%)"
+
+
+def test_no_shared_quota_is_said_so():
+    wall = scaling_wall(Demand(workflow_type="NONE"), load_quotas("2023"), 3000)
+    assert wall.binding_quota["quota"] is None and wall.binding_quota["streams"] is None
+    assert describe_binding(wall.binding_quota) == "none (scales by tasks)"
 
 
 def test_token_bucket():
@@ -127,7 +146,34 @@ def test_comparison_ratios_come_from_the_same_run(prices):
             d[name]["usd_per_stream_hour"] / d[ORIGINAL]["usd_per_stream_hour"], rel=1e-3)
     assert d[SINGLE]["cost_ratio_to_original"] < 0.1
     assert d[SINGLE]["sustained_streams"] == 3000
-    assert result["defects_identical"]
+    assert result["defects_identical"] and result["defect_differences"] == []
+    assert result["prices_checked"].startswith("2026")
+    assert result["quota_set"]["checked"]
+
+
+def _defect(detector, start, end):
+    return {"detector": detector, "start_s": start, "end_s": end, "confidence": 1.0,
+            "details": {}}
+
+
+def test_designs_that_disagree_are_named_with_the_detector_and_why(prices):
+    single = [_defect("freeze", 3.0, 5.0), _defect("av_sync", 19.0, 28.0)]
+    tuned = [_defect("freeze", 3.0, 5.0), _defect("av_sync", 18.9, 27.3),
+             _defect("black", 7.0, 8.0)]
+    runs = {
+        TUNED: {"report": {"duration_s": 60, "defects": tuned}, "usage": USAGE,
+                "config": {"workflow_type": "EXPRESS"}},
+        SINGLE: {"report": {"duration_s": 60, "defects": single},
+                 "usage": {"cpu_per_stream_second": 0.02, "peak_mb": 75}},
+    }
+    result = compare(runs, prices, load_quotas("2023"), "2023", 3000)
+    assert not result["defects_identical"]
+    lines = result["defect_differences"]
+    assert len(lines) == 2
+    assert lines[0].startswith("serverless-tuned: av_sync 19.00-28.00 s (found by single-process)")
+    assert "ends 0.70 s apart, beyond the 0.5 s tolerance" in lines[0]
+    assert lines[1] == ("serverless-tuned: black 7.00-8.00 s found only by serverless-tuned,"
+                        " not by single-process")
 
 
 def test_unknown_region_is_refused():

@@ -1,0 +1,65 @@
+"""``avmon serve --streams FILE [--port N]``: many live streams in one process, with HTTP."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    p = sub.add_parser("serve", help="monitor many live streams in one process (HTTP metrics)")
+    p.add_argument("--streams", type=Path, required=True,
+                   help="JSON or YAML: {streams: [{id, source, detectors, sinks}]}; reloaded"
+                        " when it changes")
+    p.add_argument("--port", type=int, default=8080, help="HTTP port (0: any free port)")
+    p.add_argument("--host", default="0.0.0.0", help="HTTP address (default all)")
+    p.add_argument("--leases", metavar="TABLE",
+                   help="DynamoDB lease table: share the streams with other serve processes")
+    p.add_argument("--lease-seconds", type=float, default=30.0,
+                   help="a dead process's streams are taken over within this (default 30)")
+    p.add_argument("--spool-dir", type=Path, default=None,
+                   help="where undelivered webhook/SNS events wait, per stream"
+                        " (default ~/.local/state/avmon/spool)")
+    p.add_argument("--poll", type=float, default=1.0,
+                   help="seconds between checks of the streams file (default 1)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from avmon.monitor.leases import LeaseManager
+    from avmon.monitor.service import Service, ServiceHttp
+
+    leases = None
+    if args.leases:
+        from avmon.monitor.aws_leases import DynamoLeaseStore
+        owner = f"{socket.gethostname()}-{os.getpid()}"
+        store = DynamoLeaseStore(args.leases)
+        store.scan()  # a missing table or no permission: one line now, not a silent idle task
+        leases = LeaseManager(store, owner, lease_s=args.lease_seconds)
+    from avmon.cli.watch import _default_spool
+    service = Service(args.streams, leases=leases, poll_s=args.poll,
+                      spool_dir=args.spool_dir or _default_spool())
+    http = ServiceHttp(service, args.host, args.port)
+    http.start()
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    sys.stderr.write(f"avmon serve: {len(service.status()['configured'])} streams from"
+                     f" {args.streams}; http://{args.host}:{http.port}/metrics\n")
+    sys.stderr.flush()
+    try:
+        service.run(stop)
+    finally:
+        http.close()
+    sys.stderr.write("avmon serve: stopped\n")
+    return 0

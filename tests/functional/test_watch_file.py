@@ -1,0 +1,76 @@
+"""The live monitor on a file: the same defects as ``analyze``, with bounded evidence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from avmon.evaluation.synth import SynthRequest, parse_defects, synthesize
+from avmon.events import DefectEvent
+from avmon.monitor.analysis import analyze
+from avmon.monitor.live import Monitor
+
+pytestmark = pytest.mark.functional
+
+
+def test_events_match_analyze_and_evidence_stays_bounded(clip: Path) -> None:
+    names = ["freeze", "black", "block_corruption", "silence", "clipping"]
+    monitor = Monitor(clip, detectors=names, chunk_s=2.0, retention_s=4.0)
+    events: list[DefectEvent] = []
+    most_chunks = 0
+    for event in monitor.events():
+        events.append(event)
+        most_chunks = max(most_chunks, monitor.stats.evidence_chunks)
+    closes = sorted((e.detector, round(e.start_s, 2), round(e.end_s or 0, 2))
+                    for e in events if e.event == "close")
+    report = analyze(clip, names=names).report
+    expected = sorted((d.detector, round(d.start_s, 2), round(d.end_s, 2))
+                      for d in report.defects)
+    assert closes == expected
+    assert [e.event for e in events].count("open") == len(expected)
+    # 16 s of media in 2 s chunks, 4 s kept: never more than the retention's worth
+    assert 1 <= most_chunks <= 4 and monitor.stats.state == "ended"
+
+
+def test_a_defect_that_changes_while_open_is_updated(tmp_path: Path) -> None:
+    clip = tmp_path / "silence.mp4"
+    # one channel goes silent, then the other joins it for 1.5 s
+    synthesize(SynthRequest(clip, 7, tuple(parse_defects("silence@1:4=ch1,silence@2.5:1.5")),
+                            320, 176, seed=3))
+    events = list(Monitor(clip, detectors=["silence"]).events())
+    assert [e.event for e in events] == ["open", "update", "close"]
+    opened, updated, closed = events
+    assert opened.details == {"channels": [1]} and updated.details == {}
+    assert len({opened.id, updated.id, closed.id}) == 3
+    assert opened.defect_id == updated.defect_id == closed.defect_id
+    assert updated.start_utc == opened.start_utc and updated.end_s is None
+    assert closed.end_s == pytest.approx(5.0, abs=0.05)
+
+
+def test_sns_sink_publishes_with_filterable_attributes(tmp_path: Path) -> None:
+    import boto3
+    from moto import mock_aws
+
+    from avmon.monitor.aws import sns_deliverer
+    from avmon.monitor.sinks import SpooledSink
+
+    with mock_aws():
+        sns = boto3.client("sns", region_name="us-east-1")
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        topic = sns.create_topic(Name="avmon-events")["TopicArn"]
+        queue_url = sqs.create_queue(QueueName="q")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+        event = DefectEvent("open", "ch1", "black", 3.0, None, None, None, 1.0)
+        sink = SpooledSink("sns", sns_deliverer(topic, client=sns), tmp_path)
+        sink.send(event)
+        sink.close(timeout=5)
+        assert sink.stats.delivered == 1
+        body = sqs.receive_message(QueueUrl=queue_url)["Messages"][0]["Body"]
+    import json
+    envelope = json.loads(body)
+    assert DefectEvent.from_dict(json.loads(envelope["Message"])) == event
+    attrs = envelope["MessageAttributes"]
+    assert attrs["stream"]["Value"] == "ch1" and attrs["detector"]["Value"] == "black"

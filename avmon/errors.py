@@ -78,3 +78,10 @@ class FootageUnavailableError(TerminalError):
 
 RETRYABLE: tuple[type[AvmonError], ...] = (RetryableError,)
 TERMINAL: tuple[type[AvmonError], ...] = (TerminalError,)
+
+
+class AnalysisIncompleteError(AvmonError):
+    """Part of the input was not analysed (segments or detectors failed, or never reported):
+    what was found is still printed, and the failures are listed."""
+
+    exit_code = EXIT_INCOMPLETE

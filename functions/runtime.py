@@ -1,4 +1,5 @@
-"""What every handler needs: its settings from the environment and a structured logger."""
+"""What every handler needs: its adapters (the seam tests hand fakes through), its settings from
+the environment, and a structured logger."""
 
 from __future__ import annotations
 
@@ -12,6 +13,14 @@ from typing import Any
 
 from avmon.errors import ConfigError
 from avmon.pipeline.config import PipelineConfig
+from avmon.pipeline.ports import (
+    Notifier,
+    ObjectStore,
+    S3Store,
+    SnsNotifier,
+    Starter,
+    StepFunctionsStarter,
+)
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,33 @@ class Settings:
         return cls(bucket, pipeline, os.environ.get("AVMON_TOPIC_ARN", ""),
                    os.environ.get("AVMON_STATE_MACHINE_ARN", ""),
                    os.environ.get("AVMON_DETECTOR", ""))
+
+
+class Dependencies:
+    """A handler's settings and adapters: the real AWS ones made on first use, or the ones a
+    test (or another runtime) hands in. The composition root of every handler."""
+
+    def __init__(self, settings: Settings, *, store: ObjectStore | None = None,
+                 notifier: Notifier | None = None, starter: Starter | None = None) -> None:
+        self.settings = settings
+        self._store, self._notifier, self._starter = store, notifier, starter
+
+    @classmethod
+    def from_environment(cls) -> Dependencies:
+        """Raises ConfigError if a required variable is missing."""
+        return cls(Settings.from_environment())
+
+    def store(self, bucket: str | None = None) -> ObjectStore:
+        """The object store (of ``bucket``: an S3 event names its own)."""
+        return self._store or S3Store(bucket or self.settings.bucket)
+
+    @property
+    def notifier(self) -> Notifier:
+        return self._notifier or SnsNotifier(self.settings.topic_arn)
+
+    @property
+    def starter(self) -> Starter:
+        return self._starter or StepFunctionsStarter(self.settings.state_machine_arn)
 
 
 class _CurrentStdout:

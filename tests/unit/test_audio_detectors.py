@@ -108,3 +108,61 @@ def test_short_offset_is_not_reported():
 
 def test_no_cues_no_guess():
     assert run_av(*av_stream(200, (2.0, 18.0), cues=False)) == []
+
+
+def test_clipping_episode_with_holes_is_one_event():
+    """Lossy coding leaves holes in a clipped passage: bursts 100 ms apart are one episode."""
+    x = tone(3.0, amp=0.3)
+    for k in range(6):  # 6 bursts of 30 ms, 100 ms apart: 1.0 .. 1.53 s
+        a = SR + k * SR // 10
+        x[:, a:a + 1440] = np.clip(x[:, a:a + 1440] * 30, -1, 1)
+    found = run_audio(ClippingDetector(), buffers(x))
+    assert len(found) == 1
+    assert found[0].start_s == pytest.approx(1.0, abs=0.01)
+    assert found[0].end_s == pytest.approx(1.53, abs=0.01)
+    assert found[0].details["clipped_s"] == pytest.approx(0.18, abs=0.02)
+
+
+def test_clipping_episodes_far_apart_are_separate():
+    x = tone(3.0, amp=0.3)
+    for a in (SR // 2, 2 * SR):  # 1.5 s apart
+        x[:, a:a + 4800] = np.clip(x[:, a:a + 4800] * 30, -1, 1)
+    assert len(run_audio(ClippingDetector(), buffers(x))) == 2
+
+
+def test_isolated_peaks_of_a_loud_clean_master_are_not_clipping():
+    """Peaks grazing -0.5 dBFS a few times a second: hot windows, but no 20 ms of them."""
+    rng = np.random.default_rng(3)
+    x = tone(4.0, amp=0.2)
+    for a in rng.integers(0, 4 * SR - 200, 12):
+        x[:, a:a + 96] += (0.74 * np.hanning(96)).astype(np.float32)  # a 2 ms transient
+    assert np.abs(x).max() > 0.9
+    assert run_audio(ClippingDetector(), buffers(x)) == []
+
+
+def test_clipping_split_across_segments_is_one_episode():
+    x = tone(3.0, amp=0.3)
+    for k in range(5):  # bursts from 0.8 to 1.4 s, segment boundary at 1.0 s
+        a = int(0.8 * SR) + k * int(0.15 * SR)
+        x[:, a:a + 960] = np.clip(x[:, a:a + 960] * 30, -1, 1)
+    det = ClippingDetector()
+    whole = run_audio(det, buffers(x))
+    a, b = det.scanner(), det.scanner()
+    for buf in buffers(x[:, :SR]):
+        a.feed_audio(buf)
+    for buf in buffers(x[:, SR:], start=1.0):
+        b.feed_audio(buf)
+    split = det.finalize([b.evidence(), a.evidence()])
+    assert len(whole) == 1
+    assert [(d.start_s, d.end_s) for d in split] == [(d.start_s, d.end_s) for d in whole]
+
+
+def test_clipping_memory_drops_finished_short_episodes():
+    x = tone(20.0, amp=0.3)
+    for k in range(1, 40):  # a 5 ms click every 0.5 s: hot windows, never 20 ms of them
+        a = k * SR // 2
+        x[:, a:a + 240] = 0.95
+    scanner = ClippingDetector().scanner()
+    for buf in buffers(x):
+        scanner.feed_audio(buf)
+    assert len(scanner.evidence()["runs"]) <= 1

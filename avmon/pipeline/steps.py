@@ -116,6 +116,7 @@ def convert(store: ObjectStore, job: SegmentJob, config: PipelineConfig) -> dict
     audio: list[list[float]] = []
     stacked: list[np.ndarray] = []
     batcher = AudioBatcher(config.audio_object_seconds)
+    channel_names: tuple[str, ...] = ()
 
     def put_audio(buf: AudioBuffer | None) -> None:
         if buf is not None:
@@ -135,7 +136,9 @@ def convert(store: ObjectStore, job: SegmentJob, config: PipelineConfig) -> dict
                     stacked.append(item.luma.copy())
                 frames.append([round(t, 6), round(item.duration, 6), flags])
             else:
-                put_audio(batcher.push(AudioBuffer(t, item.sample_rate, item.samples)))
+                channel_names = item.channels
+                put_audio(batcher.push(AudioBuffer(t, item.sample_rate, item.samples,
+                                                   item.channels)))
         put_audio(batcher.flush())
         info = reader.info()
         ended_early = reader.stats.ended_early
@@ -155,6 +158,7 @@ def convert(store: ObjectStore, job: SegmentJob, config: PipelineConfig) -> dict
         "audio_info": info.audio.to_dict() if info.audio else None,
         "frames": frames,
         "audio": audio,
+        "audio_channels": list(channel_names),
         "batches": _batches(frames, audio, config.frames_per_invocation),
     }
     size = len(json.dumps(manifest))
@@ -210,10 +214,11 @@ def detect(store: ObjectStore, detector: str, manifest: Mapping[str, Any],
                                               concealed=bool(flags & 2)))
     if "audio" in det.needs:
         a0, a1 = batch["audio"]
+        names = tuple(manifest.get("audio_channels", ()))
         for n in range(a0, a1):
             t, rate, _ = manifest["audio"][n]
             samples = _load(store.get(keys.audio(job.stream, job.segment, n)))
-            scanner.feed_audio(AudioBuffer(t, int(rate), samples))
+            scanner.feed_audio(AudioBuffer(t, int(rate), samples, names))
     key = keys.result(detector, job.stream, job.segment, int(batch["batch"]))
     store.put_json(key, {"detector": detector, "segment": job.segment,
                          "batch": batch["batch"], "evidence": scanner.evidence()})

@@ -3,7 +3,7 @@ import pytest
 
 from avmon.detectors.black import BlackDetector
 from avmon.detectors.blocks import BlockCorruptionDetector
-from avmon.detectors.freeze import FreezeDetector
+from avmon.detectors.freeze import FreezeConfig, FreezeDetector
 from tests.unit.helpers import DT, frames_from, moving, run_video, textured
 
 
@@ -174,3 +174,17 @@ def test_short_runs_at_segment_edges_are_kept_and_joined(rng):
     assert a.evidence()["runs"] and b.evidence()["runs"]
     split = det.finalize([a.evidence(), b.evidence()])
     assert [(d.start_s, d.end_s) for d in split] == [(42 * DT, 58 * DT)]
+
+
+def test_small_fast_object_does_not_pass_for_noise(rng):
+    """A slow dark zoom with a small bright object darting across: still motion, not a freeze.
+
+    The object alone fills the top 0.2% of the frame-to-frame change; taken as noise, it would
+    raise the noise level above every change of the zoom.
+    """
+    pics = dark_slow_zoom(rng)
+    for i, p in enumerate(pics):  # 12x12 pixels, 9 px a frame, 14-18 levels above the scene
+        x = (i * 9) % 300
+        p[80:92, x:x + 12] = 46
+    assert run_video(FreezeDetector(FreezeConfig(max_tail_ratio=1000.0)), frames_from(pics))
+    assert run_video(FreezeDetector(), frames_from(pics)) == []

@@ -8,6 +8,8 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +24,17 @@ from avmon.pipeline.ports import (
     StepFunctionsStarter,
 )
 
+# The function's environment. On Lambda it is os.environ. The local runtime runs every function
+# in one process and hands each invocation its own through this variable, never by rewriting
+# os.environ, which other threads (botocore creating a client) read meanwhile.
+ENVIRONMENT: ContextVar[Mapping[str, str] | None] = ContextVar("avmon_lambda_environment",
+                                                               default=None)
+
+
+def environment() -> Mapping[str, str]:
+    """The running function's environment variables."""
+    return ENVIRONMENT.get() or os.environ
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -34,17 +47,18 @@ class Settings:
     @classmethod
     def from_environment(cls) -> Settings:
         """Raises ConfigError if a required variable is missing."""
-        bucket = os.environ.get("AVMON_BUCKET")
+        env = environment()
+        bucket = env.get("AVMON_BUCKET")
         if not bucket:
             raise ConfigError("AVMON_BUCKET is not set")
-        raw = os.environ.get("AVMON_PIPELINE_CONFIG")
+        raw = env.get("AVMON_PIPELINE_CONFIG")
         try:
             pipeline = PipelineConfig.from_mapping(json.loads(raw)) if raw else PipelineConfig()
         except ValueError:
             raise ConfigError("AVMON_PIPELINE_CONFIG is not valid JSON") from None
-        return cls(bucket, pipeline, os.environ.get("AVMON_TOPIC_ARN", ""),
-                   os.environ.get("AVMON_STATE_MACHINE_ARN", ""),
-                   os.environ.get("AVMON_DETECTOR", ""))
+        return cls(bucket, pipeline, env.get("AVMON_TOPIC_ARN", ""),
+                   env.get("AVMON_STATE_MACHINE_ARN", ""),
+                   env.get("AVMON_DETECTOR", ""))
 
 
 class Dependencies:

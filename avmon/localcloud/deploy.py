@@ -93,8 +93,8 @@ class Invocation:
 class InProcessLambda:
     """Replaces moto's Docker-based invoke with the function's handler run in this process.
 
-    Invocations run one at a time (the handlers read their settings from ``os.environ``, which is
-    process-wide); Step Functions' parallel branches therefore take turns, as on a 1-vCPU box.
+    Invocations run one at a time (an invocation's log is the process's stdout, redirected);
+    Step Functions' parallel branches therefore take turns, as on a 1-vCPU box.
     """
 
     def __init__(self, meter: Meter, names: Callable[[str], str],
@@ -214,9 +214,11 @@ def _named_as_on_aws(failure: Any, ex: Exception) -> Any:
 
 
 @contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
+def _process_environment(values: dict[str, str]) -> Iterator[None]:
+    """Fake credentials and region for the whole local cloud: set once, before any thread of
+    the simulation starts, and restored when it ends."""
     saved = {k: os.environ.get(k) for k in values}
-    os.environ.update({k: str(v) for k, v in values.items()})
+    os.environ.update(values)
     try:
         yield
     finally:
@@ -225,6 +227,20 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """The function's environment for this invocation only (this thread's context), as the
+    handlers read it (``functions.runtime.environment``); os.environ is left alone."""
+    project_root()
+    from functions.runtime import ENVIRONMENT
+
+    token = ENVIRONMENT.set({**os.environ, **{k: str(v) for k, v in values.items()}})
+    try:
+        yield
+    finally:
+        ENVIRONMENT.reset(token)
 
 
 def _as_cloudformation_sends(event: Any) -> Any:
@@ -320,7 +336,7 @@ class LocalCloud:
             logging.getLogger(name).setLevel(logging.CRITICAL)
         warnings.filterwarnings("ignore", module="moto")
         try:
-            stack.enter_context(_environment(_FAKE_ENV))
+            stack.enter_context(_process_environment(_FAKE_ENV))
             stack.enter_context(mock_aws(config={
                 "stepfunctions": {"execute_state_machine": True},
                 # not use_docker=False: that swaps in a backend with canned answers; the real

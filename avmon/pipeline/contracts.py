@@ -102,6 +102,8 @@ class Manifest(Contract):
     audio_info: dict[str, Any] | None
     frames: tuple[FrameRef, ...]
     audio: tuple[AudioRef, ...]
+    # the audio's channel names by layout (FL, FR, FC, LFE, ...): the silence detector needs them
+    audio_channels: tuple[str, ...] = ()
     batches: tuple[Batch, ...]
 
     def payload_size(self) -> int:

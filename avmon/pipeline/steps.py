@@ -176,6 +176,7 @@ def convert(store: ObjectStore, job: SegmentJob, config: PipelineConfig) -> Mani
     stacked: list[np.ndarray] = []
     batcher = AudioBatcher(config.audio_object_seconds)
     s, r, i = job.stream, job.run, job.segment
+    channel_names: tuple[str, ...] = ()
 
     def put_audio(buf: AudioBuffer | None) -> None:
         if buf is not None:
@@ -195,7 +196,9 @@ def convert(store: ObjectStore, job: SegmentJob, config: PipelineConfig) -> Mani
                     stacked.append(item.luma.copy())
                 frames.append(FrameRef(round(t, 6), round(item.duration, 6), flags))
             else:
-                put_audio(batcher.push(AudioBuffer(t, item.sample_rate, item.samples)))
+                channel_names = item.channels
+                put_audio(batcher.push(AudioBuffer(t, item.sample_rate, item.samples,
+                                                   item.channels)))
         put_audio(batcher.flush())
         info = reader.info()
         ended_early = reader.stats.ended_early
@@ -210,7 +213,7 @@ def convert(store: ObjectStore, job: SegmentJob, config: PipelineConfig) -> Mani
         job=job, end_s=round(max(ends), 6), layout=config.frame_layout,
         video=info.video.to_dict() if info.video else None,
         audio_info=info.audio.to_dict() if info.audio else None,
-        frames=tuple(frames), audio=tuple(audio),
+        frames=tuple(frames), audio=tuple(audio), audio_channels=channel_names,
         batches=batches(frames, audio, config.frames_per_invocation))
     size = manifest.payload_size()
     if size > MAX_PAYLOAD:
@@ -264,7 +267,8 @@ def detect(store: ObjectStore, detector: str, task: DetectorTask,
         a0, a1 = batch.audio
         for n in range(a0, a1):
             samples = _load(store.get(keys.audio(s, r, i, n)))
-            scanner.feed_audio(AudioBuffer(m.audio[n].t, m.audio[n].sample_rate, samples))
+            scanner.feed_audio(AudioBuffer(m.audio[n].t, m.audio[n].sample_rate, samples,
+                                           m.audio_channels))
     key = keys.result(detector, s, r, i, batch.batch)
     store.put_json(key, {"detector": detector, "segment": i, "batch": batch.batch,
                          "evidence": scanner.evidence()})

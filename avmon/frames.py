@@ -80,11 +80,16 @@ def cell_means(grid: npt.NDArray[np.int16]) -> npt.NDArray[np.float32]:
 
 @dataclass(frozen=True, slots=True)
 class AudioBuffer:
-    """Decoded audio: ``samples`` is float32, shape (channels, n), full scale = 1.0."""
+    """Decoded audio: ``samples`` is float32, shape (channels, n), full scale = 1.0.
+
+    ``channels`` names the rows by the stream's layout, as FFmpeg does ("FL", "FR", "FC", "LFE",
+    "BL", "BR", "SL", "SR" ...); empty when the layout is unknown.
+    """
 
     t: float
     sample_rate: int
     samples: Samples
+    channels: tuple[str, ...] = ()
 
     @property
     def duration(self) -> float:
@@ -130,4 +135,4 @@ class AudioBatcher:
         samples = (first.samples if len(self._parts) == 1
                    else np.concatenate([p.samples for p in self._parts], axis=1))
         self._parts, self._samples = [], 0
-        return AudioBuffer(first.t, first.sample_rate, samples)
+        return AudioBuffer(first.t, first.sample_rate, samples, first.channels)

@@ -27,6 +27,13 @@ class Defect:
     def duration_s(self) -> float:
         return self.end_s - self.start_s
 
+    @property
+    def unmeasured(self) -> bool:
+        """A finding that says "this detector could not measure here" (``details.status`` is
+        ``unknown``: A/V sync on content with no usable evidence), not a defect. Reports list
+        it apart; it is never scored, matched or alerted as a defect."""
+        return self.details.get("status") == "unknown"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "detector": self.detector,
@@ -109,7 +116,8 @@ class Report:
             "duration_s": round(self.stream.duration_s, 3),
             "video": self.stream.video.to_dict() if self.stream.video else None,
             "audio": self.stream.audio.to_dict() if self.stream.audio else None,
-            "defects": [d.to_dict() for d in sort_defects(self.defects)],
+            "defects": [d.to_dict() for d in sort_defects(self.defects) if not d.unmeasured],
+            "unmeasured": [d.to_dict() for d in sort_defects(self.defects) if d.unmeasured],
             "avmon_version": self.version,
             "config": dict(self.config),
         }

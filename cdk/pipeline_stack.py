@@ -4,6 +4,12 @@ S3 (the media bucket: segments, frames, audio buffers, results, reports), a Lamb
 media converter, one per detector, aggregator), the Step Functions state machine loaded from
 ``statemachine/pipeline.asl.json`` with ``definition_substitutions``, and an SNS topic for defect
 notifications. Every function may touch only its own keys.
+
+Nothing fails silently: an ingest event that still fails after Lambda's retries goes to a
+dead-letter queue; failed executions, a non-empty dead-letter queue and any function's errors
+raise alarms that publish to the same topic. Every prefix expires, every log group has a
+retention, and ``cdk destroy`` removes what it created (after ``aws s3 rm`` empties the bucket),
+except the access-log bucket, kept as the audit trail.
 """
 
 from __future__ import annotations
@@ -11,17 +17,23 @@ from __future__ import annotations
 from typing import Any
 
 import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk.region_info import RegionInfo
 from constructs import Construct
 
+from avmon.detectors.config import AnalysisConfig
+from avmon.detectors.registry import build
 from avmon.pipeline import keys
 from avmon.pipeline.config import PipelineConfig
 from cdk.bundling import LocalPipBundling
@@ -29,6 +41,21 @@ from cdk.constants import ASL_FILE, DETECTOR_IDS, HANDLERS, ROOT
 
 # What the asset takes from the repository when bundling is skipped (tests, local simulation)
 ASSET_EXCLUDE = ["*", "!avmon", "!avmon/**", "!functions", "!functions/**", "**/__pycache__"]
+
+
+_RETENTION = {1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS",
+              30: "ONE_MONTH", 60: "TWO_MONTHS", 90: "THREE_MONTHS", 120: "FOUR_MONTHS",
+              150: "FIVE_MONTHS", 180: "SIX_MONTHS", 365: "ONE_YEAR", 400: "THIRTEEN_MONTHS",
+              545: "EIGHTEEN_MONTHS", 731: "TWO_YEARS", 1096: "THREE_YEARS",
+              1827: "FIVE_YEARS", 2192: "SIX_YEARS", 2557: "SEVEN_YEARS", 2922: "EIGHT_YEARS",
+              3288: "NINE_YEARS", 3653: "TEN_YEARS"}
+
+
+def expiry_days(config: PipelineConfig) -> dict[str, int]:
+    """How long objects under each prefix of the media bucket live: every prefix expires."""
+    days = {keys.INGEST: config.ingest_expire_days, keys.RUNS: config.reports_expire_days,
+            keys.REPORTS: config.reports_expire_days}
+    return {p: days.get(p, config.frames_expire_days) for p in keys.PREFIXES}
 
 
 class PipelineStack(cdk.Stack):  # type: ignore[misc]  # aws_cdk is not analysed (pyproject)
@@ -53,10 +80,10 @@ class PipelineStack(cdk.Stack):  # type: ignore[misc]  # aws_cdk is not analysed
             server_access_logs_bucket=access_logs,
             server_access_logs_prefix="media/",
             lifecycle_rules=[
-                s3.LifecycleRule(prefix=prefix,
-                                 expiration=cdk.Duration.days(config.frames_expire_days))
-                for prefix in (keys.FRAMES, keys.AUDIO, keys.SEGMENTS)
+                s3.LifecycleRule(prefix=prefix, expiration=cdk.Duration.days(days))
+                for prefix, days in expiry_days(config).items()
             ],
+            removal_policy=cdk.RemovalPolicy.DESTROY,  # README: aws s3 rm, then cdk destroy
         )
         self.topic = sns.Topic(
             self, "Defects", display_name="avmon defect notifications",
@@ -71,12 +98,16 @@ class PipelineStack(cdk.Stack):  # type: ignore[misc]  # aws_cdk is not analysed
                 local=LocalPipBundling(),
             ),
         )
+        retention = logs.RetentionDays[_RETENTION[config.log_retention_days]]
         common_env = {"AVMON_BUCKET": self.bucket.bucket_name,
                       "AVMON_PIPELINE_CONFIG": config.to_json(),
                       "POWERTOOLS_LOG_LEVEL": "INFO"}
 
-        def function(name: str, memory: int, env: dict[str, str]) -> lambda_.Function:
-            return lambda_.Function(
+        def function(name: str, memory: int, env: dict[str, str],
+                     **options: Any) -> lambda_.Function:
+            log_group = logs.LogGroup(self, f"{name}Logs", retention=retention,
+                                      removal_policy=cdk.RemovalPolicy.DESTROY)
+            fn = lambda_.Function(
                 self, name,
                 runtime=lambda_.Runtime.PYTHON_3_12,
                 architecture=lambda_.Architecture.X86_64,
@@ -88,7 +119,13 @@ class PipelineStack(cdk.Stack):  # type: ignore[misc]  # aws_cdk is not analysed
                 logging_format=lambda_.LoggingFormat.JSON,
                 environment={**common_env, **env},
                 description=f"avmon {name}",
+                log_group=log_group,
+                reserved_concurrent_executions=config.reserved_concurrency or None,
+                **options,
             )
+            self.alarm(f"{name}Errors", fn.metric_errors(period=cdk.Duration.minutes(5)),
+                       f"avmon {name}: the function reported errors")
+            return fn
 
         self.converter = function("Converter", config.converter_memory_mb, {})
         self.allow(self.converter, "s3:GetObject", keys.SEGMENTS, keys.INGEST)
@@ -98,7 +135,10 @@ class PipelineStack(cdk.Stack):  # type: ignore[misc]  # aws_cdk is not analysed
         for detector, ident in DETECTOR_IDS.items():
             fn = function(f"{ident}Detector", config.detector_memory_mb,
                           {"AVMON_DETECTOR": detector})
-            self.allow(fn, "s3:GetObject", keys.FRAMES, keys.AUDIO)
+            # a detector reads only the media it analyses: pictures, audio, or both
+            needs = build(AnalysisConfig(), [detector])[0].needs
+            self.allow(fn, "s3:GetObject", *([keys.FRAMES] if "video" in needs else []),
+                       *([keys.AUDIO] if "audio" in needs else []))
             self.allow(fn, "s3:PutObject", f"{keys.RESULTS}{detector}/")
             self.detectors[detector] = fn
 
@@ -108,8 +148,7 @@ class PipelineStack(cdk.Stack):  # type: ignore[misc]  # aws_cdk is not analysed
         self.allow(self.aggregator, "s3:PutObject", keys.REPORTS)
         self.topic.grant_publish(self.aggregator)
 
-        workflow_logs = logs.LogGroup(self, "WorkflowLogs",
-                                      retention=logs.RetentionDays.ONE_MONTH,
+        workflow_logs = logs.LogGroup(self, "WorkflowLogs", retention=retention,
                                       removal_policy=cdk.RemovalPolicy.DESTROY)
         substitutions = {"ConverterFunctionArn": self.converter.function_arn,
                          "AggregatorFunctionArn": self.aggregator.function_arn}
@@ -136,10 +175,24 @@ class PipelineStack(cdk.Stack):  # type: ignore[misc]  # aws_cdk is not analysed
                 f"AwsSolutions-IAM5[Resource::<{self.logical_id(fn)}.Arn>:*]",
                 "the state machine may invoke this one function's versions and aliases")
 
+        self.alarm("FailedExecutions", self.state_machine.metric_failed(
+            period=cdk.Duration.minutes(5)), "avmon: segment executions failed (see the report)")
+
+        # what Ingest still cannot do after Lambda's retries (async invocation) lands here
+        self.dead_letters = sqs.Queue(
+            self, "IngestDeadLetters", encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True, retention_period=cdk.Duration.days(14),
+            removal_policy=cdk.RemovalPolicy.DESTROY)
         self.ingest = function("Ingest", config.ingest_memory_mb,
-                               {"AVMON_STATE_MACHINE_ARN": self.state_machine.state_machine_arn})
+                               {"AVMON_STATE_MACHINE_ARN": self.state_machine.state_machine_arn},
+                               on_failure=destinations.SqsDestination(self.dead_letters),
+                               retry_attempts=config.ingest_retry_attempts)
+        self.alarm("IngestDeadLetterDepth",
+                   self.dead_letters.metric_approximate_number_of_messages_visible(
+                       period=cdk.Duration.minutes(5), statistic="Maximum"),
+                   "avmon: an upload could not be ingested (message in the dead-letter queue)")
         self.allow(self.ingest, "s3:GetObject", keys.INGEST)
-        self.allow(self.ingest, "s3:PutObject", keys.SEGMENTS)
+        self.allow(self.ingest, "s3:PutObject", keys.SEGMENTS, keys.RUNS)
         self.state_machine.grant_start_execution(self.ingest)
         self.bucket.add_event_notification(
             s3.EventType.OBJECT_CREATED, s3n.LambdaDestination(self.ingest),
@@ -149,6 +202,15 @@ class PipelineStack(cdk.Stack):  # type: ignore[misc]  # aws_cdk is not analysed
         cdk.CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
         cdk.CfnOutput(self, "TopicArn", value=self.topic.topic_arn)
         self.acknowledge_findings()
+
+    def alarm(self, name: str, metric: cloudwatch.IMetric, description: str) -> None:
+        """An alarm on ``metric`` >= 1, published to the defects topic."""
+        alarm = cloudwatch.Alarm(
+            self, name, metric=metric, threshold=1, evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alarm_description=description)
+        alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
 
     def allow(self, fn: lambda_.Function, action: str, *prefixes: str) -> None:
         """Let ``fn`` do ``action`` on objects under ``prefixes`` of the media bucket, only."""
@@ -209,3 +271,6 @@ class PipelineStack(cdk.Stack):  # type: ignore[misc]  # aws_cdk is not analysed
         self.acknowledge(
             "AwsSolutions-S1",
             "the access-log bucket itself: logging it into itself would loop")
+        self.acknowledge(
+            "AwsSolutions-SQS3",
+            "the queue is itself the dead-letter destination of the ingest function")

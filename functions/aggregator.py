@@ -1,17 +1,21 @@
-"""Aggregator: merge the detectors' results for a segment, store its report, notify on defects."""
+"""Aggregator: merge a segment's detector results into its report (or record why the segment
+failed), store it, notify on defects."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from avmon.pipeline.ports import S3Store, SnsNotifier
-from avmon.pipeline.steps import aggregate
-from functions.runtime import Settings, logger
+from avmon.pipeline.contracts import AggregateTask, SegmentFailure
+from avmon.pipeline.steps import aggregate, record_failure
+from functions.runtime import Dependencies, logger
 
 
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    settings = Settings.from_environment()
-    summary = aggregate(S3Store(settings.bucket), SnsNotifier(settings.topic_arn),
-                        event["manifest"], event["results"])
-    logger("avmon-aggregator").info("segment reported", extra=summary)
-    return summary
+def handler(event: dict[str, Any], context: Any,
+            deps: Dependencies | None = None) -> dict[str, Any]:
+    deps = deps or Dependencies.from_environment()
+    if "error" in event:  # the workflow's RecordFailure state: the segment did not convert
+        summary = record_failure(deps.store(), SegmentFailure.from_event(event))
+    else:
+        summary = aggregate(deps.store(), deps.notifier, AggregateTask.from_event(event))
+    logger("avmon-aggregator").info("segment reported", extra=summary.to_dict())
+    return summary.to_dict()

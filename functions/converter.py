@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from avmon.pipeline.ports import S3Store
-from avmon.pipeline.steps import SegmentJob, convert
-from functions.runtime import Settings, logger
+from avmon.pipeline.contracts import SegmentJob
+from avmon.pipeline.steps import convert
+from functions.runtime import Dependencies, logger
 
 
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    settings = Settings.from_environment()
+def handler(event: dict[str, Any], context: Any,
+            deps: Dependencies | None = None) -> dict[str, Any]:
+    deps = deps or Dependencies.from_environment()
     job = SegmentJob.from_event(event)
-    manifest = convert(S3Store(settings.bucket), job, settings.pipeline)
+    manifest = convert(deps.store(), job, deps.settings.pipeline)
     logger("avmon-converter").info("segment converted", extra={
-        "stream": job.stream, "segment": job.segment, "frames": len(manifest["frames"]),
-        "audio_objects": len(manifest["audio"])})
-    return manifest
+        "stream": job.stream, "run": job.run, "segment": job.segment,
+        "frames": len(manifest.frames), "audio_objects": len(manifest.audio)})
+    return manifest.to_dict()

@@ -1,4 +1,4 @@
-"""Ingest: a stream (or a live segment) lands under ingest/; start one execution per segment."""
+"""Ingest: a stream (or a live segment) lands under ingest/; make it a run, start its segments."""
 
 from __future__ import annotations
 
@@ -7,19 +7,23 @@ from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.utilities.data_classes import S3Event
 
-from avmon.pipeline.ports import S3Store, StepFunctionsStarter
-from avmon.pipeline.steps import ingest, run_token
-from functions.runtime import Settings, logger
+from avmon.pipeline.steps import Upload, ingest
+from functions.runtime import Dependencies, logger
 
 
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    settings = Settings.from_environment()
-    starter = StepFunctionsStarter(settings.state_machine_arn)
-    started = []
+def handler(event: dict[str, Any], context: Any,
+            deps: Dependencies | None = None) -> dict[str, Any]:
+    deps = deps or Dependencies.from_environment()
+    runs = []
     for record in S3Event(event).records:
-        key = unquote_plus(record.s3.get_object.key)  # S3 events URL-encode object keys
-        run = run_token(record.event_time, record.s3.get_object.etag)
-        jobs = ingest(S3Store(record.s3.bucket.name), starter, key, settings.pipeline, run)
-        logger("avmon-ingest").info("segments started", extra={"key": key, "segments": len(jobs)})
-        started += [j.to_dict() for j in jobs]
-    return {"started": started}
+        obj = record.s3.get_object
+        upload = Upload(unquote_plus(obj.key),  # S3 events URL-encode object keys
+                        obj.etag or "", record.event_time, obj.version_id or "")
+        result = ingest(deps.store(record.s3.bucket.name), deps.starter, upload,
+                        deps.settings.pipeline)
+        summary = {"key": upload.key, "run": upload.run, "stale": result.record is None,
+                   "segments": result.record.segments if result.record else 0,
+                   "started": result.started, "already_started": result.already}
+        logger("avmon-ingest").info("run ingested", extra=summary)
+        runs.append(summary)
+    return {"runs": runs}

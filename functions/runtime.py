@@ -1,4 +1,5 @@
-"""What every handler needs: its settings from the environment and a structured logger."""
+"""What every handler needs: its adapters (the seam tests hand fakes through), its settings from
+the environment, and a structured logger."""
 
 from __future__ import annotations
 
@@ -7,11 +8,32 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 from avmon.errors import ConfigError
 from avmon.pipeline.config import PipelineConfig
+from avmon.pipeline.ports import (
+    Notifier,
+    ObjectStore,
+    S3Store,
+    SnsNotifier,
+    Starter,
+    StepFunctionsStarter,
+)
+
+# The function's environment. On Lambda it is os.environ. The local runtime runs every function
+# in one process and hands each invocation its own through this variable, never by rewriting
+# os.environ, which other threads (botocore creating a client) read meanwhile.
+ENVIRONMENT: ContextVar[Mapping[str, str] | None] = ContextVar("avmon_lambda_environment",
+                                                               default=None)
+
+
+def environment() -> Mapping[str, str]:
+    """The running function's environment variables."""
+    return ENVIRONMENT.get() or os.environ
 
 
 @dataclass(frozen=True)
@@ -25,17 +47,45 @@ class Settings:
     @classmethod
     def from_environment(cls) -> Settings:
         """Raises ConfigError if a required variable is missing."""
-        bucket = os.environ.get("AVMON_BUCKET")
+        env = environment()
+        bucket = env.get("AVMON_BUCKET")
         if not bucket:
             raise ConfigError("AVMON_BUCKET is not set")
-        raw = os.environ.get("AVMON_PIPELINE_CONFIG")
+        raw = env.get("AVMON_PIPELINE_CONFIG")
         try:
             pipeline = PipelineConfig.from_mapping(json.loads(raw)) if raw else PipelineConfig()
         except ValueError:
             raise ConfigError("AVMON_PIPELINE_CONFIG is not valid JSON") from None
-        return cls(bucket, pipeline, os.environ.get("AVMON_TOPIC_ARN", ""),
-                   os.environ.get("AVMON_STATE_MACHINE_ARN", ""),
-                   os.environ.get("AVMON_DETECTOR", ""))
+        return cls(bucket, pipeline, env.get("AVMON_TOPIC_ARN", ""),
+                   env.get("AVMON_STATE_MACHINE_ARN", ""),
+                   env.get("AVMON_DETECTOR", ""))
+
+
+class Dependencies:
+    """A handler's settings and adapters: the real AWS ones made on first use, or the ones a
+    test (or another runtime) hands in. The composition root of every handler."""
+
+    def __init__(self, settings: Settings, *, store: ObjectStore | None = None,
+                 notifier: Notifier | None = None, starter: Starter | None = None) -> None:
+        self.settings = settings
+        self._store, self._notifier, self._starter = store, notifier, starter
+
+    @classmethod
+    def from_environment(cls) -> Dependencies:
+        """Raises ConfigError if a required variable is missing."""
+        return cls(Settings.from_environment())
+
+    def store(self, bucket: str | None = None) -> ObjectStore:
+        """The object store (of ``bucket``: an S3 event names its own)."""
+        return self._store or S3Store(bucket or self.settings.bucket)
+
+    @property
+    def notifier(self) -> Notifier:
+        return self._notifier or SnsNotifier(self.settings.topic_arn)
+
+    @property
+    def starter(self) -> Starter:
+        return self._starter or StepFunctionsStarter(self.settings.state_machine_arn)
 
 
 class _CurrentStdout:

@@ -127,8 +127,11 @@ def format_report(r: dict[str, Any]) -> str:
         a = r["audio"]
         lines.append(f"audio     {a['codec']} {a['sample_rate']} Hz, {a['channels']} channels")
     lines.append("")
+    for u in r.get("unmeasured", []):
+        lines.append(f"{u['detector']} not measurable {u['start_s']:.2f}-{u['end_s']:.2f} s"
+                     " (the content gives no usable evidence)")
     if not r["defects"]:
-        lines.append("no defects found")
+        lines.append("no defects found" + (" where measurable" if r.get("unmeasured") else ""))
         return "\n".join(lines)
     lines.append(f"{'detector':<17}{'start s':>9}{'end s':>9}{'dur s':>8}{'conf':>6}  details")
     for d in r["defects"]:

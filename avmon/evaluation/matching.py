@@ -61,7 +61,8 @@ def match(expected: Sequence[Defect], found: Sequence[Defect],
     ``ends_too`` also ends) within ``tolerance`` seconds (a number, or a function of the
     detector's name)."""
     tol = tolerance if callable(tolerance) else (lambda _name, t=float(tolerance): t)
-    pool = list(found)
+    expected = [d for d in expected if not d.unmeasured]  # "could not measure" is no defect
+    pool = [d for d in found if not d.unmeasured]
     pairs: list[Pair] = []
     missed: list[Defect] = []
     for e in sorted(expected, key=lambda d: (d.detector, d.start_s)):

@@ -383,6 +383,7 @@ def synthesize(req: SynthRequest) -> Path:
     record = {
         "source": os.fspath(req.out),
         "duration_s": req.duration,
+        "kind": "synthetic",
         "content": req.content,
         "seed": req.seed,
         "size": [req.width, req.height],

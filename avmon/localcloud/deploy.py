@@ -16,6 +16,12 @@ No AWS account and no Docker. Steps, each the smallest change that makes moto be
    bucket notification, the ingest Lambda cuts segments and starts one execution per segment.
 
 ``moto`` is pinned (requirements.txt): steps 3 and 4 use its private API, and a test checks both.
+Where moto's Step Functions interpreter names a Lambda API error ``Exception``, it is taught to
+name it as AWS does (``Lambda.TooManyRequestsException``), so the workflow's Retry on Lambda
+throttling runs locally too (``faults`` injects the throttling).
+
+The CDK app (``cdk/``) and the handlers (``functions/``) live in the source checkout, not in the
+installed ``avmon`` package: ``project.project_root`` finds the checkout, puts it on ``sys.path``.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from avmon.errors import ConfigError
+from avmon.localcloud.faults import Faults
 from avmon.localcloud.meter import Meter
 from avmon.localcloud.patching import MethodPatch
 from avmon.localcloud.project import project_root
@@ -86,53 +93,74 @@ class Invocation:
 class InProcessLambda:
     """Replaces moto's Docker-based invoke with the function's handler run in this process.
 
-    Invocations run one at a time (the handlers read their settings from ``os.environ``, which is
-    process-wide); Step Functions' parallel branches therefore take turns, as on a 1-vCPU box.
+    Invocations run one at a time (an invocation's log is the process's stdout, redirected);
+    Step Functions' parallel branches therefore take turns, as on a 1-vCPU box.
     """
 
-    def __init__(self, meter: Meter, names: Callable[[str], str]) -> None:
+    def __init__(self, meter: Meter, names: Callable[[str], str],
+                 faults: Faults | None = None) -> None:
         self.meter = meter
         self.names = names
+        self.faults = faults or Faults()
         self.invocations: list[Invocation] = []
         self.failures: list[str] = []
-        self._lock = threading.RLock()
-        self._patch: MethodPatch | None = None
+        # held while a handler runs with its environment in os.environ; whoever else reads
+        # os.environ wholesale (botocore creating a client) takes it too
+        self.lock = threading.RLock()
+        self._patches: list[MethodPatch] = []
 
     def install(self) -> None:
         from moto.awslambda.models import LambdaFunction
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task import (
+            state_task_lambda,
+        )
         outer = self
 
         def invoke(fn: Any, event: Any = None) -> tuple[str, bool, str]:
             return outer.run(fn, event)
 
-        self._patch = MethodPatch(LambdaFunction, "_invoke_lambda", invoke)
-        self._patch.install()
+        original_from_error = state_task_lambda.StateTaskLambda._from_error
+
+        def _from_error(state: Any, env: Any, ex: Exception) -> Any:
+            return _named_as_on_aws(original_from_error(state, env, ex), ex)
+
+        self._patches = [MethodPatch(LambdaFunction, "_invoke_lambda", invoke),
+                         MethodPatch(state_task_lambda.StateTaskLambda, "_from_error", _from_error)]
+        for patch in self._patches:
+            patch.install()
 
     def uninstall(self) -> None:
-        if self._patch is not None:
-            self._patch.uninstall()
+        for patch in self._patches:
+            patch.uninstall()
 
     def run(self, fn: Any, event: Any) -> tuple[str, bool, str]:
         if isinstance(event, (str, bytes)):
             event = json.loads(event or "{}")
+        name = self.names(fn.function_name)
+        fault = self.faults.lambda_fault(name, event)
+        if fault is not None and fault.kind == "throttle":
+            self.meter.throttled(name)
+            raise _too_many_requests()
         context = LambdaContext(fn.function_name, int(fn.memory_size),
                                 fn.function_arn, float(fn.timeout or 3))
         log = io.StringIO()  # what CloudWatch Logs would hold for this invocation
-        with self._lock, _environment(fn.environment_vars), contextlib.redirect_stdout(log):
+        with self.lock, _environment(fn.environment_vars), contextlib.redirect_stdout(log):
             started = time.perf_counter()
             error: str | None = None
             try:
+                if fault is not None:  # the runtime died under the handler (e.g. out of memory)
+                    raise _RuntimeExit(f"RequestId: {context.aws_request_id} Error: Runtime"
+                                       " exited with error: signal: killed")
                 handler = self._handler(fn)
                 result = handler(event, context)
                 payload = json.dumps(result)
             except Exception as exc:  # the Lambda runtime reports any exception this way
-                error = type(exc).__name__
+                error = getattr(exc, "error_type", type(exc).__name__)
                 self.failures.append(f"{fn.function_name}: {error}: {exc}")
                 result = None
                 payload = json.dumps({"errorType": error, "errorMessage": str(exc),
                                       "stackTrace": []})
             elapsed = time.perf_counter() - started
-        name = self.names(fn.function_name)
         self.meter.invoked(name, int(fn.memory_size), elapsed, error is not None)
         self.invocations.append(Invocation(name, event, result, error, log.getvalue()))
         return payload, error is not None, log.getvalue()
@@ -148,10 +176,49 @@ class InProcessLambda:
         return handler
 
 
+class _RuntimeExit(Exception):
+    error_type = "Runtime.ExitError"  # what Lambda reports when the runtime process dies
+
+
+def _too_many_requests_class() -> type[Exception]:
+    from moto.core.exceptions import JsonRESTError
+
+    class TooManyRequests(JsonRESTError):
+        code = 429  # Lambda's throttling answer: HTTP 429, x-amzn-ErrorType header
+
+        def __init__(self) -> None:
+            super().__init__("TooManyRequestsException", "Rate Exceeded.")
+
+    return TooManyRequests
+
+
+def _too_many_requests() -> Exception:
+    return _too_many_requests_class()()
+
+
+def _named_as_on_aws(failure: Any, ex: Exception) -> Any:
+    """A Lambda API error (a ClientError from Invoke, e.g. HTTP 429) named as Step Functions
+    names it on AWS, ``Lambda.<Code>``; moto's interpreter names them all ``Exception``."""
+    from botocore.exceptions import ClientError
+    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import (
+        CustomErrorName,
+    )
+
+    if isinstance(ex, ClientError):
+        error = f"Lambda.{ex.response['Error']['Code']}"
+        failure.error_name = CustomErrorName(error)
+        details = (failure.event_details or {}).get("lambdaFunctionFailedEventDetails")
+        if details is not None:
+            details["error"] = error
+    return failure
+
+
 @contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
+def _process_environment(values: dict[str, str]) -> Iterator[None]:
+    """Fake credentials and region for the whole local cloud: set once, before any thread of
+    the simulation starts, and restored when it ends."""
     saved = {k: os.environ.get(k) for k in values}
-    os.environ.update({k: str(v) for k, v in values.items()})
+    os.environ.update(values)
     try:
         yield
     finally:
@@ -160,6 +227,20 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """The function's environment for this invocation only (this thread's context), as the
+    handlers read it (``functions.runtime.environment``); os.environ is left alone."""
+    project_root()
+    from functions.runtime import ENVIRONMENT
+
+    token = ENVIRONMENT.set({**os.environ, **{k: str(v) for k, v in values.items()}})
+    try:
+        yield
+    finally:
+        ENVIRONMENT.reset(token)
 
 
 def _as_cloudformation_sends(event: Any) -> Any:
@@ -235,15 +316,18 @@ class LocalCloud:
         self.meter = Meter()
         self.deployment: Deployment | None = None
         self._names: dict[str, str] = {}
-        self.invoker = InProcessLambda(self.meter, lambda n: self._names.get(n, n))
+        self.faults = Faults()
+        self.invoker = InProcessLambda(self.meter, lambda n: self._names.get(n, n), self.faults)
         self._stack: contextlib.ExitStack | None = None
         self._client_session: Any = None
+        self._clients: dict[str, Any] = {}
         self.deploy_log = io.StringIO()
 
     # -- set-up --------------------------------------------------------------------------------
     def __enter__(self) -> LocalCloud:
         from moto import mock_aws
 
+        project_root()  # the CDK app and the handlers: a clear error before anything starts
         stack = contextlib.ExitStack()
         self._stack = stack
         # moto logs every template resource it does not model (bucket and topic policies) and
@@ -252,7 +336,7 @@ class LocalCloud:
             logging.getLogger(name).setLevel(logging.CRITICAL)
         warnings.filterwarnings("ignore", module="moto")
         try:
-            stack.enter_context(_environment(_FAKE_ENV))
+            stack.enter_context(_process_environment(_FAKE_ENV))
             stack.enter_context(mock_aws(config={
                 "stepfunctions": {"execute_state_machine": True},
                 # not use_docker=False: that swaps in a backend with canned answers; the real
@@ -264,6 +348,7 @@ class LocalCloud:
             ports.reset_session()
             stack.callback(ports.reset_session)
             self.meter.attach(ports.session())
+            self.faults.attach(ports.session())
             import boto3
             self._client_session = boto3.session.Session(region_name=REGION)
             # moto prints (not logs) its probe for a Docker host while creating functions
@@ -279,11 +364,16 @@ class LocalCloud:
             self._stack.close()
 
     def client(self, service: str) -> Any:
-        """A client of the driver's own session: its calls are not the pipeline's usage."""
-        return self._client_session.client(service, region_name=REGION)
+        """A client of the driver's own session (its calls are not the pipeline's usage), made
+        once: making one reads os.environ, which a handler running meanwhile changes."""
+        found = self._clients.get(service)
+        if found is None:
+            with self.invoker.lock:
+                found = self._clients.setdefault(
+                    service, self._client_session.client(service, region_name=REGION))
+        return found
 
     def _deploy(self) -> Deployment:
-        project_root()
         from cdk.app import build_app
 
         with tempfile.TemporaryDirectory(prefix="avmon-cdk-") as outdir:
@@ -396,10 +486,14 @@ class LocalCloud:
             events += page["events"]
         return events
 
-    def segment_reports(self, stream: str) -> list[dict[str, Any]]:
+    def store(self) -> ports.S3Store:
+        """The media bucket, through the driver's own client (not metered)."""
         assert self.deployment is not None
-        store = ports.S3Store(self.deployment.bucket, self.client("s3"))
-        return [store.get_json(k) for k in store.list(keys.reports_of(stream))]
+        return ports.S3Store(self.deployment.bucket, self.client("s3"))
+
+    def segment_reports(self, stream: str, run: str) -> list[dict[str, Any]]:
+        store = self.store()
+        return [store.get_json(k) for k in store.list(keys.reports_of(stream, run))]
 
     def object_keys(self, prefix: str = "") -> list[str]:
         assert self.deployment is not None

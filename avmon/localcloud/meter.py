@@ -18,6 +18,7 @@ from typing import Any
 class FunctionUsage:
     invocations: int = 0
     errors: int = 0
+    throttled: int = 0  # invocations the Lambda service refused (429): not run, not billed
     billed_ms: int = 0
     memory_mb: int = 128
 
@@ -27,6 +28,7 @@ class FunctionUsage:
 
     def to_dict(self) -> dict[str, Any]:
         return {"invocations": self.invocations, "errors": self.errors,
+                "throttled": self.throttled,
                 "billed_ms": self.billed_ms, "memory_mb": self.memory_mb,
                 "gb_seconds": round(self.gb_seconds, 4)}
 
@@ -66,11 +68,16 @@ class Meter:
 
     def invoked(self, function: str, memory_mb: int, seconds: float, errored: bool) -> None:
         with self._lock:
-            usage = self.functions.setdefault(function, FunctionUsage(memory_mb=memory_mb))
+            usage = self.functions.setdefault(function, FunctionUsage())
+            usage.memory_mb = memory_mb
             usage.invocations += 1
             usage.errors += int(errored)
             usage.billed_ms += max(1, math.ceil(seconds * 1000))
             self.requests["lambda"]["Invoke"] += 1
+
+    def throttled(self, function: str) -> None:
+        with self._lock:
+            self.functions.setdefault(function, FunctionUsage()).throttled += 1
 
     def to_dict(self) -> dict[str, Any]:
         with self._lock:

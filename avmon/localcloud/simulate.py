@@ -8,19 +8,18 @@ the execution histories, Lambda time measured around each handler.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from avmon.errors import AvmonError
+from avmon.errors import EXIT_INCOMPLETE, AvmonError
 from avmon.localcloud.deploy import LocalCloud
-from avmon.media.decode import MediaReader
-from avmon.pipeline import keys
+from avmon.media.decode import probe
+from avmon.pipeline import keys, ports
 from avmon.pipeline.config import PipelineConfig
-from avmon.pipeline.steps import assemble
+from avmon.pipeline.status import StreamStatus, stream_status
 
 Progress = Callable[[int, int, int], None]  # segments done, total, executions running
 
@@ -32,48 +31,54 @@ class Simulation:
     failed_segments: list[dict[str, Any]] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
+    run: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every segment was analysed by every detector; EXIT_INCOMPLETE otherwise
+        (what was found is still reported, and ``failed_segments`` lists what failed)."""
+        return EXIT_INCOMPLETE if self.failed_segments else 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.report, "usage": self.usage,
+        return {**self.report, "usage": self.usage, "run": self.run,
                 "segments": {"total": self.usage["executions"],
                              "failed": self.failed_segments},
                 "pipeline": self.config}
 
 
-def stream_name(path: Path) -> str:
-    return re.sub(r"[^A-Za-z0-9_-]", "-", path.stem)[:40] or "stream"
+def ingest_key(path: Path) -> str:
+    """Where ``simulate`` uploads ``path``: its stream is its file name."""
+    return f"{keys.INGEST}{path.name}"
 
 
 def simulate(path: Path, config: PipelineConfig | None = None,
              progress: Progress | None = None, cloud: LocalCloud | None = None,
-             timeout_s: float = 3600.0) -> Simulation:
-    """Run ``path`` through the pipeline. Pass ``cloud`` to reuse a deployment (re-runs).
+             timeout_s: float = 3600.0, key: str | None = None) -> Simulation:
+    """Run ``path`` through the pipeline, uploaded to ``key`` (default ``ingest/<file name>``).
+    Pass ``cloud`` to reuse a deployment (a re-upload is a new run of the same stream).
 
     Raises MediaOpenError for input that is not media (the same check and message as analyze),
     AvmonError if the ingest step fails.
     """
-    with MediaReader(path):  # fail fast, with analyze's message, before deploying anything
-        pass
+    probe(path)  # fail fast, with analyze's message, before deploying anything
     if cloud is None:
         with LocalCloud(config) as fresh:
-            return _run(fresh, path, progress, timeout_s)
-    return _run(cloud, path, progress, timeout_s)
+            return _run(fresh, path, key or ingest_key(path), progress, timeout_s)
+    return _run(cloud, path, key or ingest_key(path), progress, timeout_s)
 
 
-def _run(cloud: LocalCloud, path: Path, progress: Progress | None,
+def _run(cloud: LocalCloud, path: Path, key: str, progress: Progress | None,
          timeout_s: float) -> Simulation:
-    stream = stream_name(path)
     cloud.meter.reset()
-    before = {e["executionArn"] for e in cloud.executions()}
-    total = _ingest(cloud, path, stream)
-    executions = _wait(cloud, before, total, progress, timeout_s)
+    run = _ingest(cloud, path, key)
+    executions = _wait(cloud, run["started"], progress, timeout_s)
     transitions = sum(sum(1 for h in cloud.history(e["executionArn"])
                           if h["type"].endswith("StateEntered")) for e in executions)
-    collected = _collect(cloud, stream, path, executions)
+    collected = _collect(cloud, keys.stream_id_of(run["key"]), path, run["run"], executions)
     usage = {"executions": len(executions), "state_transitions": transitions,
              **cloud.meter.to_dict()}
     return Simulation(collected.report, usage, collected.failed, cloud.object_keys(),
-                      cloud.config.to_dict())
+                      cloud.config.to_dict(), run["run"])
 
 
 @dataclass
@@ -81,31 +86,38 @@ class _Collected:
     report: dict[str, Any]
     failed: list[dict[str, Any]]
     durations: list[float]
+    status: StreamStatus
 
 
-def _collect(cloud: LocalCloud, stream: str, path: Path,
+def _collect(cloud: LocalCloud, stream: str, path: Path, run: str,
              executions: list[dict[str, Any]]) -> _Collected:
-    """A stream's report from this run's executions: failures with their causes, and only the
-    segments that succeeded now (a report left by an earlier run must not stand in)."""
-    failed: list[dict[str, Any]] = []
-    succeeded: set[int] = set()
+    """The stream's status (what ``avmon report`` shows) once this run's executions ended:
+    every segment not analysed in full is listed, with its cause."""
+    assert cloud.deployment is not None
     durations: list[float] = []
     sfn = cloud.client("stepfunctions")
     for e in executions:
         d = sfn.describe_execution(executionArn=e["executionArn"])
         if d.get("stopDate") and d.get("startDate"):
             durations.append((d["stopDate"] - d["startDate"]).total_seconds())
-        if e["status"] == "SUCCEEDED":
-            succeeded.add(int(e["name"].rsplit("-", 1)[-1]))
-        else:
-            failed.append({"execution": e["name"], "status": e["status"],
-                           "error": d.get("error", ""), "cause": _short(d.get("cause", ""))})
-    reports = [r for r in cloud.segment_reports(stream) if int(r["segment"]) in succeeded]
-    result = assemble(reports, str(path))
-    for seg, detectors in sorted(result.failed_detectors.items()):
-        for detector, failure in detectors.items():
-            failed.append({"segment": seg, "detector": detector, **failure})
-    return _Collected(result.report.to_dict(), failed, durations)
+    status = stream_status(ports.S3Store(cloud.deployment.bucket, cloud.client("s3")), stream,
+                           str(path))
+    if status.run.run != run:
+        raise AvmonError(f"{path}: the latest run of {stream} is {status.run.run}, not {run}")
+    names = {keys.segment_of_execution(e["name"]): e["name"] for e in executions}
+    failed: list[dict[str, Any]] = []
+    for seg in status.missing:
+        failed.append({"segment": seg, "execution": names.get(seg, ""), "status": "missing",
+                       "error": "", "cause": "no segment report"})
+    for seg, why in status.failed.items():
+        failed.append({"segment": seg, "execution": names.get(seg, ""), "status": "failed",
+                       **why.to_dict()})
+    for seg, dets in status.incomplete.items():
+        for detector, why in dets.items():
+            failed.append({"segment": seg, "detector": detector, "status": "incomplete",
+                           **why.to_dict()})
+    failed.sort(key=lambda f: (f["segment"], f.get("detector", "")))
+    return _Collected(status.result.report.to_dict(), failed, durations, status)
 
 
 def simulate_many(paths: list[Path], config: PipelineConfig | None = None,
@@ -117,30 +129,28 @@ def simulate_many(paths: list[Path], config: PipelineConfig | None = None,
     Raises MediaOpenError for an input that is not media, before deploying anything.
     """
     for path in paths:
-        with MediaReader(path):
-            pass
-    names = [stream_name(p) for p in paths]
-    if len(set(names)) != len(names):
-        raise AvmonError("two inputs have the same stream name; rename one")
+        probe(path)
+    if len({p.name for p in paths}) != len(paths):
+        raise AvmonError("two inputs have the same file name (the stream's name); rename one")
     with LocalCloud(config) as cloud:
         if throttle is not None:
             throttle.install()
         try:
             cloud.meter.reset()
-            before = {e["executionArn"] for e in cloud.executions()}
             # all in flight together: each upload starts its executions, none is waited for
-            expected = sum(_ingest(cloud, p, n) for p, n in zip(paths, names, strict=True))
-            executions = _wait(cloud, before, expected, progress, timeout_s)
+            runs = [_ingest(cloud, p, ingest_key(p)) for p in paths]
+            executions = _wait(cloud, [n for r in runs for n in r["started"]], progress,
+                               timeout_s)
         finally:
             if throttle is not None:
                 throttle.uninstall()
         streams = []
-        for path, name in zip(paths, names, strict=True):
-            mine = [e for e in executions if e["name"].startswith(f"{name}-")]
-            c = _collect(cloud, name, path, mine)
+        for path, run in zip(paths, runs, strict=True):
+            mine = [e for e in executions if e["name"] in set(run["started"])]
+            c = _collect(cloud, keys.stream_id_of(run["key"]), path, run["run"], mine)
             streams.append({
                 "source": str(path), "segments": len(mine),
-                "failed": sum(1 for e in mine if e["status"] != "SUCCEEDED"),
+                "failed": len({f["segment"] for f in c.failed}),
                 "failures": c.failed,
                 "defects": c.report["defects"],
                 "execution_s": {"mean": round(sum(c.durations) / max(len(c.durations), 1), 2),
@@ -151,41 +161,32 @@ def simulate_many(paths: list[Path], config: PipelineConfig | None = None,
             "throttle": throttle.to_dict() if throttle is not None else None}
 
 
-def _ingest(cloud: LocalCloud, path: Path, stream: str) -> int:
-    """Upload ``path`` under ingest/ (the notification runs the ingest Lambda); return how many
-    executions it started. Raises AvmonError with the ingest step's cause if it failed."""
+def _ingest(cloud: LocalCloud, path: Path, key: str) -> dict[str, Any]:
+    """Upload ``path`` to ``key`` (the notification runs the ingest Lambda); return the run the
+    ingest step made of it. Raises AvmonError with the ingest step's cause if it failed."""
     calls = len(cloud.invoker.invocations)
-    cloud.upload(path.read_bytes(), f"{keys.INGEST}{stream}/{path.name}")
+    cloud.upload(path.read_bytes(), key)
     ingest = [i for i in cloud.invoker.invocations[calls:] if i.function == "Ingest"]
     if not ingest or ingest[-1].error:
         why = cloud.invoker.failures[-1] if cloud.invoker.failures else "it never ran"
         raise AvmonError(f"{path}: the ingest step failed: {why.split(': ', 1)[-1]}")
-    return len(ingest[-1].result["started"])
+    run: dict[str, Any] = ingest[-1].result["runs"][0]
+    return run
 
 
-def _wait(cloud: LocalCloud, before: set[str], total: int, progress: Progress | None,
+def _wait(cloud: LocalCloud, names: list[str], progress: Progress | None,
           timeout_s: float) -> list[dict[str, Any]]:
+    """The executions named ``names`` once none is running."""
     deadline = time.monotonic() + timeout_s
+    wanted = set(names)
     while True:
-        mine = [e for e in cloud.executions() if e["executionArn"] not in before]
+        mine = [e for e in cloud.executions() if e["name"] in wanted]
         running = sum(1 for e in mine if e["status"] == "RUNNING")
         done = len(mine) - running
         if progress is not None:
-            progress(done, total, running)
-        if len(mine) >= total and running == 0:
+            progress(done, len(wanted), running)
+        if len(mine) >= len(wanted) and running == 0:
             return mine
         if time.monotonic() > deadline:
             raise AvmonError(f"{running} execution(s) still running after {timeout_s:.0f} s")
         time.sleep(0.2)
-
-
-def _short(cause: str) -> str:
-    import json
-    try:
-        parsed = json.loads(cause)
-        if isinstance(parsed, dict):
-            return str(parsed.get("errorMessage") or parsed.get("Cause") or cause)
-    except ValueError:
-        pass
-    return cause
-

@@ -125,6 +125,11 @@ class MediaReader:
             self._video = None
         self.stats = DecodeStats()
         self._origin = 0.0 if stream_clock else self._find_origin()
+        # FFmpeg names the channels of the layout ("FL", "FR", "FC", "LFE", ...); the silence
+        # detector needs to know which rows are the front channels, the LFE and the surrounds
+        self._channel_names: tuple[str, ...] = (
+            tuple(str(ch.name) for ch in self._audio.layout.channels)
+            if self._audio is not None else ())
 
     # -- description -----------------------------------------------------------------------
     @property
@@ -244,7 +249,8 @@ class MediaReader:
         t0 = self._time(frame, fallback=self.stats.audio_samples / rate)
         for out in resampler.resample(frame):
             samples = out.to_ndarray().astype(np.float32, copy=False)
-            buf = AudioBuffer(t=t0, sample_rate=out.sample_rate, samples=samples)
+            buf = AudioBuffer(t=t0, sample_rate=out.sample_rate, samples=samples,
+                              channels=self._channel_names)
             t0 += buf.duration
             self.stats.audio_samples += samples.shape[1]
             self.stats.last_t = max(self.stats.last_t, t0)

@@ -6,6 +6,12 @@ of the segment's first picture (its keyframe; for audio-only input, its first au
 seconds from the stream's start. The TS muxer may shift a segment's timestamps (it cannot store
 the negative timestamps of AAC priming), but it shifts every track alike, so the converter
 anchors the first decoded picture (or audio buffer) at ``start_s`` and everything follows.
+
+The segmenter accepts what the decoder accepts: where a track's timestamps go back (a splice
+whose parts overlap, a discontinuity that restarts the clock), the muxer would refuse the
+packets, so that track's clock continues from its last packet instead (its later timestamps
+are shifted by the overlap). The decoder reads the same packets; only their times differ, by
+the overlap.
 """
 
 from __future__ import annotations
@@ -47,9 +53,11 @@ def split_segments(source: Source, seconds: float) -> Iterator[Segment]:
         video = next((s for s in streams if s.type == "video"), None)
         writer: _Writer | None = None
         index = 0
+        clock = _Clock()
         for packet in container.demux(*streams):
             if packet.dts is None or packet.pts is None:
                 continue  # the demuxer's end-of-stream marker
+            clock.continue_track(packet)
             t = float(packet.pts * packet.time_base) - origin
             cut = writer is None or (packet.stream is video and packet.is_keyframe
                                      and t >= (index + 1) * seconds - 1e-6)
@@ -64,6 +72,26 @@ def split_segments(source: Source, seconds: float) -> Iterator[Segment]:
             writer.add(packet, t)
         if writer is not None:
             yield writer.close()
+
+
+class _Clock:
+    """Keeps each track's decoding timestamps increasing across splices and discontinuities."""
+
+    def __init__(self) -> None:
+        self.last: dict[int, int] = {}
+        self.shift: dict[int, int] = {}
+
+    def continue_track(self, packet: Any) -> None:
+        track = packet.stream.index
+        shift = self.shift.get(track, 0)
+        last = self.last.get(track)
+        if last is not None and packet.dts + shift <= last:
+            shift = last - packet.dts + max(int(packet.duration or 0), 1)
+            self.shift[track] = shift
+        if shift:
+            packet.dts += shift
+            packet.pts += shift
+        self.last[track] = packet.dts
 
 
 class _Writer:

@@ -348,9 +348,7 @@ class Monitor:
                 item.t > edge + max(self.gap_threshold_s, 3.0 / self._fps)
                 or item.t < edge - 1.0):
             yield from self._discontinuity(edge, item.t, now)
-            # the edges were reset: this frame starts the new clock (keeping the old edge
-            # would judge every following frame a jump back again)
-            edge = None
+            edge = None  # the tracks start again from this item
         if self._need_anchor or not self._anchors:
             self._anchors.append(_Anchor(item.t, now))
             self._need_anchor = False
@@ -361,8 +359,10 @@ class Monitor:
             if now - item.t < last.wall - last.media_t - 0.001:
                 self._anchors[-1] = _Anchor(last.media_t, last.media_t + (now - item.t))
         if INPUT_LOSS in self._open:
+            # Back once media runs past where it was lost (the demuxer's leftover packet after
+            # a read timeout does not), or restarts on a clock that went back.
             lost_at = self._open[INPUT_LOSS].start_s
-            if item.t >= lost_at - 0.05 or item.t < lost_at - 1.0:  # back, or restarted
+            if item.t >= lost_at + 0.5 or item.t < lost_at - 1.0:
                 yield from self._set(INPUT_LOSS, False, end_s=item.t)
         if self._chunk_start is None:
             self._chunk_start = item.t
@@ -433,9 +433,11 @@ class Monitor:
             self._chunks.clear()
             self._closed.clear()
             self._next_eval = self._next_slow_eval = float("-inf")
-        lost = INPUT_LOSS in self._open
-        # one cause, one alert: a jump across an input loss is that loss, not another finding
-        if not lost:
+        # one cause, one alert: a jump across an input loss is that loss coming back, not
+        # another finding
+        if INPUT_LOSS in self._open:
+            yield from self._set(INPUT_LOSS, False, end_s=t)
+        else:
             start, end = (edge, t) if t > edge else (t, t)
             gap_id = self._defect_id(GAP, start)
             yield self._emit("open", GAP, start, None, 1.0, details, gap_id)
@@ -475,7 +477,8 @@ class Monitor:
             evidence = [chunk[det.name] for _, chunk in self._chunks if det.name in chunk]
             if det.name in self._scanners:
                 evidence.append(self._scanners[det.name].evidence())
-            found += det.finalize(evidence)
+            # "could not measure here" is in the report, never an alert
+            found += [d for d in det.finalize(evidence) if not d.unmeasured]
         yield from self._diff(found, {d.name for d in evaluated})
 
     def _edge_for(self, detector: str) -> float | None:
@@ -523,6 +526,8 @@ class Monitor:
                     start = max(start, b)
             if d.end_s - start < 1e-3:
                 continue  # already announced and closed
+            if INPUT_LOSS in self._open:
+                continue  # one cause, one alert: the input's leftovers raise nothing new
             if start > d.start_s and not at_edge:
                 continue  # a revision of a closed defect, not a new one
             key = f"{d.detector}@{start:.3f}"

@@ -29,6 +29,9 @@ WORKFLOW_TYPES = ("STANDARD", "EXPRESS")
 
 # Lambda's limits: 128 MB to 10,240 MB of memory, at most 900 s per invocation.
 MemoryMb = Annotated[int, Field(ge=128, le=10240)]
+# the retention periods CloudWatch Logs accepts (PutRetentionPolicy), in days
+LogRetentionDays = Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096,
+                           1827, 2192, 2557, 2922, 3288, 3653]
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,17 @@ class PipelineConfig:
     ingest_memory_mb: MemoryMb = 1024
     timeout_s: Annotated[int, Field(ge=1, le=900)] = 300
     # S3 lifecycle expiration of frames and audio: whole days, at least 1
-    frames_expire_days: Annotated[int, Field(ge=1, le=3650)] = 1
+    frames_expire_days: Annotated[int, Field(ge=1, le=3650)] = 1  # also segments/, results/
+    # reports/ and runs/: what `avmon report` reads
+    reports_expire_days: Annotated[int, Field(ge=1, le=3650)] = 90
+    ingest_expire_days: Annotated[int, Field(ge=1, le=3650)] = 30  # the uploads themselves
+    # every function's and the workflow's log group: one of CloudWatch Logs' periods
+    log_retention_days: LogRetentionDays = 30
+    # Lambda's asynchronous retries of an ingest event before the dead-letter queue
+    ingest_retry_attempts: Annotated[int, Field(ge=0, le=2)] = 2
+    # per function; 0: none (a new account's whole limit is 10, and reserving needs 100 left
+    # unreserved)
+    reserved_concurrency: Annotated[int, Field(ge=0, le=1000)] = 0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def validate(self) -> PipelineConfig:

@@ -53,8 +53,15 @@ def client(service: str) -> Any:
     return found
 
 
+def error_code(exc: Exception) -> str:
+    """The AWS error code of a botocore ClientError ("" for any other exception)."""
+    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+
+
 def _translate(exc: Exception, what: str) -> AvmonError:
-    code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+    """A botocore error as the contract's error: throttling is retryable, a missing resource
+    terminal; anything else an AvmonError carrying the AWS error code."""
+    code = error_code(exc)
     if code in _THROTTLE_CODES:
         return StorageThrottledError(f"{what}: throttled ({code})")
     if code in {"NoSuchKey", "404", "NoSuchBucket", "NotFound", "ResourceNotFoundException"}:
@@ -131,8 +138,10 @@ class SnsNotifier(Notifier):
 
 class Starter(ABC):
     @abstractmethod
-    def start(self, name: str, payload: dict[str, Any]) -> str:
-        """Start one workflow execution; returns its id."""
+    def start(self, name: str, payload: dict[str, Any]) -> bool:
+        """Start one workflow execution named ``name``: True if it started now, False if an
+        execution of that name already exists (a redelivered event: already started is done).
+        Raises StorageThrottledError when throttled."""
 
 
 class StepFunctionsStarter(Starter):
@@ -140,10 +149,12 @@ class StepFunctionsStarter(Starter):
         self.arn = state_machine_arn
         self.sfn = sfn or client("stepfunctions")
 
-    def start(self, name: str, payload: dict[str, Any]) -> str:
+    def start(self, name: str, payload: dict[str, Any]) -> bool:
         try:
-            arn: str = self.sfn.start_execution(stateMachineArn=self.arn, name=name,
-                                                input=json.dumps(payload))["executionArn"]
-            return arn
+            self.sfn.start_execution(stateMachineArn=self.arn, name=name,
+                                     input=json.dumps(payload))
+            return True
         except Exception as exc:
+            if error_code(exc) == "ExecutionAlreadyExists":
+                return False
             raise _translate(exc, f"start execution {name}") from None

@@ -1,25 +1,29 @@
 """What each Lambda of the serverless pipeline does, as plain functions over ports.
 
-- ``ingest``: a stream lands in the bucket; cut it into segments (no re-encoding), store them,
-  start one workflow execution per segment. A single live segment starts one execution.
+- ``ingest``: a stream lands in the bucket; it becomes a run (its id from the upload's event
+  time and ETag or version); cut it into segments (no re-encoding), store them, record the run
+  with its segment count, start one workflow execution per segment. A single live segment starts
+  one execution. A redelivered event starts exactly the executions not started yet.
 - ``convert``: the media converter decodes a segment and writes every picture as its own S3
   object (the lossless luma plane: exactly the decoded pixels the detectors read) and the audio
   as buffer objects; it returns a manifest of times and flags, never pixels.
 - ``detect``: one detector reads its batch of frames and/or audio back (one GET per object), runs
   the same scanner the single process runs, and writes its evidence to its own result key.
 - ``aggregate``: merges the detectors' evidence for the segment, stores the segment report, and
-  publishes to SNS when the segment has a defect.
+  publishes to SNS when the segment has a defect. ``record_failure`` stores the report of a
+  segment whose execution failed, with the cause, so no failure is silent.
 - ``assemble``: the stream's report from every segment report, with defects that cross segment
   boundaries joined (the same ``finalize`` as the single process).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
-import json
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -27,70 +31,125 @@ from avmon import __version__
 from avmon.detectors.base import Evidence
 from avmon.detectors.config import AnalysisConfig
 from avmon.detectors.registry import build, finalize_all
-from avmon.errors import MediaOpenError, PayloadTooLargeError
+from avmon.errors import MediaOpenError, PayloadTooLargeError, StorageThrottledError
 from avmon.frames import AudioBatcher, AudioBuffer, VideoFrame
 from avmon.media.decode import MediaReader
 from avmon.media.segment import split_segments
-from avmon.model import AudioInfo, Report, StreamInfo, VideoInfo
+from avmon.model import AudioInfo, Defect, Report, StreamInfo, VideoInfo
 from avmon.pipeline import keys
 from avmon.pipeline.config import PipelineConfig
+from avmon.pipeline.contracts import (
+    MAX_PAYLOAD,
+    AggregateTask,
+    AudioRef,
+    Batch,
+    BranchFailure,
+    DetectorTask,
+    EvidenceRef,
+    FrameRef,
+    Manifest,
+    RunRecord,
+    SegmentFailure,
+    SegmentJob,
+    SegmentReport,
+    SegmentSummary,
+    StepError,
+    lambda_error_message,
+)
 from avmon.pipeline.ports import Notifier, ObjectStore, Starter
-
-MAX_PAYLOAD = 256 * 1024  # Step Functions' limit for a state's input or output
-
-
-@dataclass(frozen=True)
-class SegmentJob:
-    """The input of one workflow execution."""
-
-    stream: str
-    segment: int
-    key: str
-    start_s: float
-
-    @classmethod
-    def from_event(cls, event: Mapping[str, Any]) -> SegmentJob:
-        try:
-            return cls(str(event["stream"]), int(event["segment"]), str(event["key"]),
-                       float(event["start_s"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise MediaOpenError(f"bad segment event {dict(event)!r}: {exc}") from None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"stream": self.stream, "segment": self.segment, "key": self.key,
-                "start_s": round(self.start_s, 6)}
 
 
 # -- ingest ----------------------------------------------------------------------------------
-def run_token(event_time: str, etag: str) -> str:
-    """A short token for one upload: execution names must be unique per run, while S3 keys stay
-    the same for the same stream (re-running overwrites, it never duplicates)."""
-    import hashlib
-    return hashlib.sha256(f"{event_time}|{etag}".encode()).hexdigest()[:10]
+@dataclass(frozen=True)
+class Upload:
+    """One object created under ``ingest/``, as its S3 event describes it."""
+
+    key: str
+    etag: str
+    event_time: str
+    version: str = ""
+
+    @property
+    def run(self) -> str:
+        live = keys.live_segment(self.key)
+        return keys.LIVE_RUN if live else keys.run_id(self.event_time, self.version or self.etag)
 
 
-def ingest(store: ObjectStore, starter: Starter, key: str, config: PipelineConfig,
-           run: str = "r") -> list[SegmentJob]:
-    """Cut the stream at ``key`` into segments and start one execution per segment.
+@dataclass(frozen=True)
+class Backoff:
+    """Retries of a throttled StartExecution: exponential with full jitter, bounded."""
 
-    A ``.ts`` object under ``ingest/<stream>/`` is one live segment: its index is its number and
-    its times are its own timestamps. Raises MediaOpenError for input that is not media.
+    attempts: int = 6
+    base_s: float = 0.1
+    cap_s: float = 5.0
+    sleep: Callable[[float], None] = time.sleep
+
+    def delays(self) -> Iterable[float]:
+        for n in range(self.attempts - 1):
+            yield random.uniform(0, min(self.cap_s, self.base_s * 2 ** n))
+
+
+@dataclass
+class IngestResult:
+    record: RunRecord | None          # None: the event was stale (the object changed since)
+    started: list[str] = field(default_factory=list)   # execution names started now
+    already: list[str] = field(default_factory=list)   # started by an earlier delivery
+
+
+def ingest(store: ObjectStore, starter: Starter, upload: Upload, config: PipelineConfig,
+           backoff: Backoff | None = None) -> IngestResult:
+    """Make ``upload`` a run: cut it into segments, record the run, start one execution each.
+
+    Idempotent: the same event again (S3 delivers at least once) maps to the same run and starts
+    only what is not started. An event whose ETag no longer matches the object (a re-upload came
+    after it) is stale and starts nothing: the re-upload's own event runs the new content.
+    Raises MediaOpenError for input that is not media, MissingResourceError if the object is
+    gone, StorageThrottledError if executions are still unstarted after every retry (the Lambda
+    service retries the event, then hands it to the on-failure destination).
     """
-    stream = keys.stream_id_of(key)
-    data = store.get(key)
+    stream, run = keys.stream_id_of(upload.key), upload.run
+    backoff = backoff or Backoff()
+    data = store.get(upload.key)
+    etag = upload.etag.strip('"')
+    # a single-part upload's ETag (SSE-S3) is its MD5; multipart ETags carry a "-N" suffix
+    if etag and "-" not in etag and hashlib.md5(data).hexdigest() != etag:
+        return IngestResult(None)
+    live = keys.live_segment(upload.key)
     jobs = []
-    name = key.rsplit("/", 1)[-1]
-    if key.count("/") >= 2 and name.endswith(".ts") and name[:-3].isdigit():
+    if live is not None:
         with MediaReader(io.BytesIO(data)) as reader:
-            jobs.append(SegmentJob(stream, int(name[:-3]), key, reader.origin))
+            jobs.append(SegmentJob(stream=stream, run=run, segment=live[1], key=upload.key,
+                                   start_s=reader.origin))
     else:
         for seg in split_segments(io.BytesIO(data), config.segment_seconds):
-            seg_key = keys.segment(stream, seg.index)
+            seg_key = keys.segment(stream, run, seg.index)
             store.put(seg_key, seg.data, "video/mp2t")
-            jobs.append(SegmentJob(stream, seg.index, seg_key, seg.start_s))
-    for job in jobs:
-        starter.start(f"{stream}-{run}-{job.segment:06d}"[:80], job.to_dict())
-    return jobs
+            jobs.append(SegmentJob(stream=stream, run=run, segment=seg.index, key=seg_key,
+                                   start_s=round(seg.start_s, 6)))
+    record = RunRecord(stream=stream, run=run, key=upload.key, etag=etag, version=upload.version,
+                       event_time=upload.event_time, segments=0 if live else len(jobs),
+                       live=live is not None)
+    # a live stream's segments arrive one object at a time: its record has no fixed count
+    store.put_json(keys.run_record(stream, run), record.to_dict())
+    result = IngestResult(record)
+    pending = [(keys.execution_name(stream, run, j.segment), j) for j in jobs]
+    for delay in [*backoff.delays(), None]:
+        throttled = []
+        for name, job in pending:
+            try:
+                (result.started if starter.start(name, job.to_dict()) else
+                 result.already).append(name)
+            except StorageThrottledError:
+                throttled.append((name, job))
+        pending = throttled
+        if not pending or delay is None:
+            break
+        backoff.sleep(delay)
+    if pending:
+        raise StorageThrottledError(
+            f"{upload.key}: {len(pending)} of {len(jobs)} segment executions not started"
+            " (StartExecution throttled after every retry); the event will be retried")
+    return result
 
 
 # -- convert ---------------------------------------------------------------------------------
@@ -105,22 +164,24 @@ def _load(data: bytes) -> np.ndarray:
     return array
 
 
-def convert(store: ObjectStore, job: SegmentJob, config: PipelineConfig) -> dict[str, Any]:
+def convert(store: ObjectStore, job: SegmentJob, config: PipelineConfig) -> Manifest:
     """Decode one segment into frame and audio objects; return the manifest.
 
     Raises MediaOpenError for a segment that does not decode, PayloadTooLargeError if the
     manifest would not fit a Step Functions payload.
     """
     data = store.get(job.key)
-    frames: list[list[float]] = []
-    audio: list[list[float]] = []
+    frames: list[FrameRef] = []
+    audio: list[AudioRef] = []
     stacked: list[np.ndarray] = []
     batcher = AudioBatcher(config.audio_object_seconds)
+    s, r, i = job.stream, job.run, job.segment
+    channel_names: tuple[str, ...] = ()
 
     def put_audio(buf: AudioBuffer | None) -> None:
         if buf is not None:
-            store.put(keys.audio(job.stream, job.segment, len(audio)), _npy(buf.samples))
-            audio.append([round(buf.t, 6), buf.sample_rate, buf.samples.shape[1]])
+            store.put(keys.audio(s, r, i, len(audio)), _npy(buf.samples))
+            audio.append(AudioRef(round(buf.t, 6), buf.sample_rate, buf.samples.shape[1]))
 
     with MediaReader(io.BytesIO(data)) as reader:
         # the segment's first picture is at job.start_s on the stream's clock
@@ -130,171 +191,166 @@ def convert(store: ObjectStore, job: SegmentJob, config: PipelineConfig) -> dict
             if isinstance(item, VideoFrame):
                 flags = int(item.keyframe) | (int(item.concealed) << 1)
                 if config.frame_layout == "object-per-frame":
-                    store.put(keys.frame(job.stream, job.segment, len(frames)), _npy(item.luma))
+                    store.put(keys.frame(s, r, i, len(frames)), _npy(item.luma))
                 else:
                     stacked.append(item.luma.copy())
-                frames.append([round(t, 6), round(item.duration, 6), flags])
+                frames.append(FrameRef(round(t, 6), round(item.duration, 6), flags))
             else:
-                put_audio(batcher.push(AudioBuffer(t, item.sample_rate, item.samples)))
+                channel_names = item.channels
+                put_audio(batcher.push(AudioBuffer(t, item.sample_rate, item.samples,
+                                                   item.channels)))
         put_audio(batcher.flush())
         info = reader.info()
         ended_early = reader.stats.ended_early
     if not frames and not audio:
-        raise MediaOpenError(f"segment {job.segment} of {job.stream}: corrupt"
-                             f" ({ended_early or 'nothing decodes'})")
+        raise MediaOpenError(f"segment {i} of {s}: corrupt ({ended_early or 'nothing decodes'})")
     if stacked:
         buf = io.BytesIO()
         np.savez(buf, frames=np.stack(stacked))
-        store.put(keys.frames_of_segment(job.stream, job.segment), buf.getvalue())
-    ends = [f[0] + f[1] for f in frames] + [a[0] + a[2] / a[1] for a in audio]
-    manifest = {
-        "job": job.to_dict(),
-        "end_s": round(max(ends), 6),
-        "layout": config.frame_layout,
-        "video": info.video.to_dict() if info.video else None,
-        "audio_info": info.audio.to_dict() if info.audio else None,
-        "frames": frames,
-        "audio": audio,
-        "batches": _batches(frames, audio, config.frames_per_invocation),
-    }
-    size = len(json.dumps(manifest))
+        store.put(keys.frames_of_segment(s, r, i), buf.getvalue())
+    ends = [f.t + f.duration for f in frames] + [a.end for a in audio]
+    manifest = Manifest(
+        job=job, end_s=round(max(ends), 6), layout=config.frame_layout,
+        video=info.video.to_dict() if info.video else None,
+        audio_info=info.audio.to_dict() if info.audio else None,
+        frames=tuple(frames), audio=tuple(audio), audio_channels=channel_names,
+        batches=batches(frames, audio, config.frames_per_invocation))
+    size = manifest.payload_size()
     if size > MAX_PAYLOAD:
-        raise PayloadTooLargeError(f"segment {job.segment}: manifest of {size} bytes exceeds"
+        raise PayloadTooLargeError(f"segment {i}: manifest of {size} bytes exceeds"
                                    " 256 KiB; use shorter segments")
     return manifest
 
 
-def _batches(frames: list[list[float]], audio: list[list[float]],
-             per: int) -> list[dict[str, Any]]:
+def batches(frames: Sequence[FrameRef], audio: Sequence[AudioRef], per: int) -> tuple[Batch, ...]:
     """Frame batches of ``per`` frames (0: one batch); audio objects go with the batch their
     start time falls in, and every audio object belongs to exactly one batch."""
     if per <= 0 or len(frames) <= per:
-        return [{"batch": 0, "frames": [0, len(frames)], "audio": [0, len(audio)]}]
+        return (Batch(batch=0, frames=(0, len(frames)), audio=(0, len(audio))),)
     out = []
-    starts = list(range(0, len(frames), per))
-    for b, i in enumerate(starts):
+    for b, i in enumerate(range(0, len(frames), per)):
         j = min(i + per, len(frames))
-        lo = 0 if b == 0 else frames[i][0]
-        hi = frames[j][0] if j < len(frames) else float("inf")
-        sel = [k for k, a in enumerate(audio) if lo <= a[0] < hi]
-        span = [sel[0], sel[-1] + 1] if sel else [0, 0]
-        out.append({"batch": b, "frames": [i, j], "audio": span})
-    return out
+        lo = 0 if b == 0 else frames[i].t
+        hi = frames[j].t if j < len(frames) else float("inf")
+        sel = [k for k, a in enumerate(audio) if lo <= a.t < hi]
+        span = (sel[0], sel[-1] + 1) if sel else (0, 0)
+        out.append(Batch(batch=b, frames=(i, j), audio=span))
+    return tuple(out)
 
 
 # -- detect ----------------------------------------------------------------------------------
-def detect(store: ObjectStore, detector: str, manifest: Mapping[str, Any],
-           batch: Mapping[str, Any], analysis: AnalysisConfig | None = None) -> dict[str, Any]:
+def detect(store: ObjectStore, detector: str, task: DetectorTask,
+           analysis: AnalysisConfig | None = None) -> EvidenceRef:
     """Run one detector on one batch of a segment; write and return a reference to its evidence.
 
     Raises ConfigError for an unknown detector, MissingResourceError if an object is gone.
     """
     det = build(analysis or AnalysisConfig(), [detector])[0]
-    job = SegmentJob.from_event(manifest["job"])
+    m, batch = task.manifest, task.batch
+    s, r, i = m.job.stream, m.job.run, m.job.segment
     scanner = det.scanner()
     if "video" in det.needs:
-        i0, i1 = batch["frames"]
-        if manifest["layout"] == "object-per-frame":
-            for n in range(i0, i1):
-                t, d, flags = manifest["frames"][n]
-                luma = _load(store.get(keys.frame(job.stream, job.segment, n)))
-                scanner.feed_video(VideoFrame(t, d, luma, keyframe=bool(flags & 1),
-                                              concealed=bool(flags & 2)))
+        i0, i1 = batch.frames
+        if m.layout == "object-per-frame":
+            pictures: Iterable[np.ndarray] = (_load(store.get(keys.frame(s, r, i, n)))
+                                              for n in range(i0, i1))
         elif i1 > i0:
-            with np.load(io.BytesIO(store.get(keys.frames_of_segment(job.stream, job.segment))),
+            with np.load(io.BytesIO(store.get(keys.frames_of_segment(s, r, i))),
                          allow_pickle=False) as npz:
-                stack = npz["frames"]
-            for n in range(i0, i1):
-                t, d, flags = manifest["frames"][n]
-                scanner.feed_video(VideoFrame(t, d, stack[n], keyframe=bool(flags & 1),
-                                              concealed=bool(flags & 2)))
+                pictures = iter(npz["frames"][i0:i1])
+        else:
+            pictures = iter(())
+        for ref, luma in zip(m.frames[i0:i1], pictures, strict=False):
+            scanner.feed_video(VideoFrame(ref.t, ref.duration, luma, keyframe=ref.keyframe,
+                                          concealed=ref.concealed))
     if "audio" in det.needs:
-        a0, a1 = batch["audio"]
+        a0, a1 = batch.audio
         for n in range(a0, a1):
-            t, rate, _ = manifest["audio"][n]
-            samples = _load(store.get(keys.audio(job.stream, job.segment, n)))
-            scanner.feed_audio(AudioBuffer(t, int(rate), samples))
-    key = keys.result(detector, job.stream, job.segment, int(batch["batch"]))
-    store.put_json(key, {"detector": detector, "segment": job.segment,
-                         "batch": batch["batch"], "evidence": scanner.evidence()})
-    return {"detector": detector, "batch": batch["batch"], "key": key}
+            samples = _load(store.get(keys.audio(s, r, i, n)))
+            scanner.feed_audio(AudioBuffer(m.audio[n].t, m.audio[n].sample_rate, samples,
+                                           m.audio_channels))
+    key = keys.result(detector, s, r, i, batch.batch)
+    store.put_json(key, {"detector": detector, "segment": i, "batch": batch.batch,
+                         "evidence": scanner.evidence()})
+    return EvidenceRef(detector=detector, batch=batch.batch, key=key)
 
 
 # -- aggregate -------------------------------------------------------------------------------
-def aggregate(store: ObjectStore, notifier: Notifier, manifest: Mapping[str, Any],
-              results: Sequence[Any], analysis: AnalysisConfig | None = None) -> dict[str, Any]:
+def aggregate(store: ObjectStore, notifier: Notifier, task: AggregateTask,
+              analysis: AnalysisConfig | None = None) -> SegmentSummary:
     """Merge a segment's detector results into its report; notify when it has a defect.
 
-    ``results`` has one entry per detector branch: the list of batch results, or a failure
-    record ``{"detector", "status": "failed", "error", "cause"}`` caught by the workflow.
+    ``task.results`` has one entry per detector branch: its batch results, or the failure the
+    workflow caught. Raises MissingResourceError if a result object is gone.
     """
-    job = SegmentJob.from_event(manifest["job"])
+    m, job = task.manifest, task.manifest.job
     evidence: dict[str, list[Evidence]] = {}
-    failed: dict[str, dict[str, str]] = {}
-    for branch in results:
-        if isinstance(branch, Mapping) and branch.get("status") == "failed":
-            failed[str(branch["detector"])] = {"error": str(branch.get("error", "")),
-                                               "cause": _cause(branch.get("cause"))}
+    failed: dict[str, StepError] = {}
+    for branch in task.results:
+        if isinstance(branch, BranchFailure):
+            failed[branch.detector] = StepError(
+                error=branch.error, cause=lambda_error_message(branch.cause))
             continue
-        for r in branch:
-            evidence.setdefault(r["detector"], []).append(store.get_json(r["key"])["evidence"])
-    detectors = build(analysis or AnalysisConfig(), list(evidence))
-    defects = finalize_all(detectors, evidence)
-    report = {
-        "stream": job.stream, "segment": job.segment, "start_s": job.start_s,
-        "end_s": manifest["end_s"], "video": manifest["video"], "audio": manifest["audio_info"],
-        "frames": len(manifest["frames"]), "evidence": evidence, "failed": failed,
-        "defects": [d.to_dict() for d in defects],
-    }
-    store.put_json(keys.report(job.stream, job.segment), report)
-    if defects:
-        notifier.publish(f"avmon: {len(defects)} defect(s) in {job.stream}",
-                         {"stream": job.stream, "segment": job.segment,
-                          "defects": report["defects"]})
-    return {"stream": job.stream, "segment": job.segment, "defects": len(defects),
-            "failed": sorted(failed)}
+        for ref in branch:
+            evidence.setdefault(ref.detector, []).append(store.get_json(ref.key)["evidence"])
+    defects = finalize_all(build(analysis or AnalysisConfig(), list(evidence)), evidence)
+    report = SegmentReport(
+        stream=job.stream, run=job.run, segment=job.segment,
+        status="incomplete" if failed else "complete", start_s=job.start_s, end_s=m.end_s,
+        video=m.video, audio=m.audio_info, frames=len(m.frames), evidence=evidence,
+        failed=failed, defects=[d.to_dict() for d in defects])
+    store.put_json(keys.report(job.stream, job.run, job.segment), report.to_dict())
+    alerts = [d for d in defects if not d.unmeasured]  # "could not measure" is not a defect
+    if alerts:
+        notifier.publish(f"avmon: {len(alerts)} defect(s) in {job.stream}",
+                         {"stream": job.stream, "run": job.run, "segment": job.segment,
+                          "defects": report.defects})
+    return SegmentSummary(stream=job.stream, run=job.run, segment=job.segment,
+                          defects=len(defects), failed=sorted(failed))
 
 
-def _cause(cause: Any) -> str:
-    """The readable part of a Step Functions error cause (a Lambda error's JSON payload)."""
-    text = str(cause or "")
-    try:
-        parsed = json.loads(text)
-        return str(parsed.get("errorMessage", text)) if isinstance(parsed, dict) else text
-    except ValueError:
-        return text
+def record_failure(store: ObjectStore, failure: SegmentFailure) -> SegmentSummary:
+    """Store the report of a segment whose conversion failed: status failed, with the cause."""
+    job = failure.job
+    why = StepError(error=failure.error.error, cause=lambda_error_message(failure.error.cause))
+    report = SegmentReport(stream=job.stream, run=job.run, segment=job.segment, status="failed",
+                           start_s=job.start_s, failed={"segment": why})
+    store.put_json(keys.report(job.stream, job.run, job.segment), report.to_dict())
+    return SegmentSummary(stream=job.stream, run=job.run, segment=job.segment, defects=0,
+                          failed=["segment"])
 
 
 # -- assemble --------------------------------------------------------------------------------
 @dataclass
 class StreamResult:
     report: Report
-    failed_detectors: dict[int, dict[str, dict[str, str]]]
+    failed: dict[int, dict[str, StepError]]  # segment -> what failed in it ("segment": all)
     segments: int
 
 
-def assemble(segment_reports: Iterable[Mapping[str, Any]], source: str,
+def assemble(segment_reports: Iterable[SegmentReport], source: str,
              analysis: AnalysisConfig | None = None) -> StreamResult:
-    """The stream's report from its segment reports (defects across segments joined)."""
+    """The stream's report from the segment reports of one run (defects across segments
+    joined); segments that failed whole contribute their failure, not evidence."""
     analysis = analysis or AnalysisConfig()
-    reports = sorted(segment_reports, key=lambda r: r["segment"])
+    reports = sorted(segment_reports, key=lambda r: r.segment)
+    if len({(r.stream, r.run) for r in reports}) > 1:
+        raise ValueError("assemble: segment reports of more than one run")
     evidence: dict[str, list[Evidence]] = {}
-    failed = {}
-    for r in reports:
-        for name, evs in r["evidence"].items():
+    failed = {r.segment: dict(r.failed) for r in reports if r.failed}
+    analysed = [r for r in reports if r.status != "failed"]
+    for r in analysed:
+        for name, evs in r.evidence.items():
             evidence.setdefault(name, []).extend(evs)
-        if r["failed"]:
-            failed[int(r["segment"])] = r["failed"]
-    detectors = build(analysis, list(evidence))
-    defects = finalize_all(detectors, evidence)
-    first = reports[0] if reports else {}
-    v, a = first.get("video"), first.get("audio")
+    defects: list[Defect] = finalize_all(build(analysis, list(evidence)), evidence)
+    v = next((r.video for r in analysed if r.video), None)
+    a = next((r.audio for r in analysed if r.audio), None)
     video = VideoInfo(v["codec"], v["width"], v["height"], v["fps"],
-                      frames=sum(int(r["frames"]) for r in reports),
-                      decode_errors=sum(int((r.get("video") or {}).get("decode_errors", 0))
-                                        for r in reports)) if v else None
+                      frames=sum(r.frames for r in analysed),
+                      decode_errors=sum(int((r.video or {}).get("decode_errors", 0))
+                                        for r in analysed)) if v else None
     audio = AudioInfo(a["codec"], a["sample_rate"], a["channels"]) if a else None
-    duration = max((float(r["end_s"]) for r in reports), default=0.0)
+    duration = max((float(r.end_s or 0.0) for r in analysed), default=0.0)
     info = StreamInfo(source, duration, video, audio)
     report = Report(info, tuple(defects), analysis.to_dict(), __version__)
     return StreamResult(report, failed, len(reports))

@@ -32,7 +32,7 @@ def test_every_injected_defect_is_found(clip: Path) -> None:
 def test_analyze_json_schema(clip: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["analyze", str(clip), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert list(report) == ["source", "duration_s", "video", "audio", "defects",
+    assert list(report) == ["source", "duration_s", "video", "audio", "defects", "unmeasured",
                             "avmon_version", "config"]
     assert report["duration_s"] == pytest.approx(16.0, abs=0.05)
     assert report["video"] | {"decode_errors": 0} == {

@@ -1,4 +1,5 @@
-"""The serverless pipeline, deployed from the synthesized CDK app into moto, run end to end."""
+"""The serverless pipeline, deployed from the synthesized CDK app into moto, run end to end,
+and the fault matrix of the README rehearsed on it (faults injected where AWS produces them)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ from typing import Any
 
 import pytest
 
-from avmon.errors import ConfigError, MediaOpenError, StorageThrottledError
+from avmon.errors import EXIT_INCOMPLETE
 from avmon.evaluation.scoring import score
 from avmon.evaluation.synth import SynthRequest, load_truth, parse_defects, synthesize, truth_path
 from avmon.localcloud.deploy import LocalCloud
+from avmon.localcloud.faults import LambdaFault, ServiceFault
 from avmon.localcloud.simulate import Simulation, simulate
 from avmon.monitor.analysis import analyze
+from avmon.pipeline import keys
+from avmon.pipeline.status import stream_status
 
 pytestmark = pytest.mark.functional
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
@@ -34,10 +38,15 @@ def run(cloud: LocalCloud, clip: Path) -> Simulation:
 
 @pytest.fixture(scope="module")
 def short_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """4 s, 160x96: two segments, black in the first, silence in the second."""
     out = tmp_path_factory.mktemp("short") / "short.mp4"
     synthesize(SynthRequest(out, 4, tuple(parse_defects("black@0.5:1,silence@2:1.5")), 160, 96,
                             seed=3))
     return out
+
+
+def ingest_function(cloud: LocalCloud) -> str:
+    return next(p for p, role in cloud.deployment.functions.items() if role == "Ingest")
 
 
 def test_the_hook_replaces_mocked_lambda_with_the_real_handler(cloud: LocalCloud) -> None:
@@ -48,7 +57,7 @@ def test_the_hook_replaces_mocked_lambda_with_the_real_handler(cloud: LocalCloud
     assert resp["FunctionError"] == "Handled"
     payload = json.loads(resp["Payload"].read())
     assert payload["errorType"] == "MediaOpenError"  # the handler itself ran and refused
-    assert "bad segment event" in payload["errorMessage"]
+    assert "bad SegmentJob event" in payload["errorMessage"]
 
 
 def test_defects_equal_the_single_process(run: Simulation, clip: Path) -> None:
@@ -78,8 +87,9 @@ def test_request_counts_follow_from_the_design(run: Simulation) -> None:
     frames = run.report["video"]["frames"]
     audio = sum(1 for k in run.keys if k.startswith("audio/"))
     s3 = u["requests"]["s3"]
-    # ingest writes segments; converter frames and audio; detectors results; aggregator reports
-    assert s3["PutObject"] == segments + frames + audio + 6 * segments + segments
+    # ingest writes segments and the run record; converter frames and audio; detectors
+    # results; aggregator reports
+    assert s3["PutObject"] == segments + 1 + frames + audio + 6 * segments + segments
     # ingest reads the stream; converter segments; 4 video detectors every frame, 3 audio
     # detectors every audio object; the aggregator every result
     assert s3["GetObject"] == 1 + segments + 4 * frames + 3 * audio + 6 * segments
@@ -99,68 +109,138 @@ def test_meter_counts_what_moto_holds(run: Simulation) -> None:
 
 
 def test_notifications_for_segments_with_defects(run: Simulation, cloud: LocalCloud) -> None:
-    reports = cloud.segment_reports("clip")
+    reports = cloud.segment_reports("clip.mp4", run.run)
     with_defects = sum(1 for r in reports if r["defects"])
     assert with_defects > 0
     assert run.usage["requests"]["sns"]["Publish"] == with_defects
 
 
-def test_rerun_is_idempotent(run: Simulation, cloud: LocalCloud, clip: Path) -> None:
+def test_reupload_is_a_new_run_and_a_duplicate_event_starts_nothing(run, cloud, clip):
     again = simulate(clip, cloud=cloud)
-    assert again.keys == run.keys  # same objects, overwritten, nothing added
+    assert again.run != run.run
     assert again.report["defects"] == run.report["defects"]
     assert again.usage["executions"] == run.usage["executions"]
+    status = stream_status(cloud.store(), "clip.mp4")
+    assert status.run.run == again.run and status.older_runs >= 1 and status.finished
+    # S3 delivers at least once: the same event again maps to the same run, starts nothing
+    event = next(i.event for i in reversed(cloud.invoker.invocations) if i.function == "Ingest")
+    before = len(cloud.executions())
+    out = json.loads(cloud.client("lambda").invoke(
+        FunctionName=ingest_function(cloud), Payload=json.dumps(event))["Payload"].read())
+    assert out["runs"][0]["run"] == again.run and out["runs"][0]["started"] == []
+    assert len(out["runs"][0]["already_started"]) == again.usage["executions"]
+    assert len(cloud.executions()) == before
 
 
-def test_failed_detector_is_marked_and_others_kept(cloud, short_clip, monkeypatch):
-    import functions.detector as handler
-    real = handler.detect
+def test_a_late_event_for_replaced_content_is_stale(cloud, short_clip, tmp_path):
+    key = "ingest/late/v.mp4"
+    first = simulate(short_clip, cloud=cloud, key=key)
+    event = next(i.event for i in reversed(cloud.invoker.invocations) if i.function == "Ingest")
+    other = tmp_path / "v.mp4"
+    synthesize(SynthRequest(other, 2, (), 160, 96, seed=9))
+    second = simulate(other, cloud=cloud, key=key)
+    out = json.loads(cloud.client("lambda").invoke(
+        FunctionName=ingest_function(cloud), Payload=json.dumps(event))["Payload"].read())
+    assert out["runs"][0]["stale"] is True and out["runs"][0]["started"] == []
+    status = stream_status(cloud.store(), "late/v.mp4")
+    assert status.run.run == second.run != first.run
 
-    def flaky(store, detector, manifest, batch, analysis=None):
-        if detector == "clipping":
-            raise ConfigError("clipping detector misconfigured")
-        return real(store, detector, manifest, batch, analysis)
 
-    monkeypatch.setattr(handler, "detect", flaky)
-    result = simulate(short_clip, cloud=cloud)
+def test_two_files_in_one_folder_are_two_streams(cloud, short_clip, clip):
+    a = simulate(short_clip, cloud=cloud, key="ingest/folder/a.mp4")
+    b = simulate(short_clip, cloud=cloud, key="ingest/folder/b.mp4")
+    for stream, sim in (("folder/a.mp4", a), ("folder/b.mp4", b)):
+        status = stream_status(cloud.store(), stream)
+        assert status.run.run == sim.run and status.finished
+        assert [d.detector for d in status.result.report.defects] == ["black", "silence"]
+
+
+def test_a_crashed_detector_is_marked_and_others_kept(cloud, short_clip):
+    crash = LambdaFault("ClippingDetector", "crash", times=None)
+    with cloud.faults.injected(crash):
+        result = simulate(short_clip, cloud=cloud)
     assert {d["detector"] for d in result.report["defects"]} == {"black", "silence"}
     failed = [f for f in result.failed_segments if f.get("detector") == "clipping"]
-    assert len(failed) == result.usage["executions"]
-    assert failed[0]["error"] == "ConfigError"
-    assert "misconfigured" in failed[0]["cause"]
+    assert len(failed) == len(result.failed_segments) == result.usage["executions"]
+    assert failed[0]["error"] == "Runtime.ExitError"
+    assert "Runtime exited" in failed[0]["cause"]
+    assert result.exit_code == EXIT_INCOMPLETE
 
 
-def test_corrupt_segment_fails_its_execution_with_cause(cloud, short_clip, monkeypatch):
-    import functions.converter as handler
-    real = handler.convert
-
-    def corrupt_second(store, job, config):
-        if job.segment == 1:
-            raise MediaOpenError(f"segment {job.segment} of {job.stream}: corrupt (test)")
-        return real(store, job, config)
-
-    monkeypatch.setattr(handler, "convert", corrupt_second)
-    result = simulate(short_clip, cloud=cloud)
-    failed = [f for f in result.failed_segments if f.get("status") == "FAILED"]
-    assert len(failed) == 1
-    assert failed[0]["error"] == "MediaOpenError"
-    assert "corrupt (test)" in failed[0]["cause"]
+def test_a_crashed_converter_fails_its_segment_with_the_cause(cloud, short_clip):
+    crash = LambdaFault("Converter", "crash", times=None, when=lambda e: e.get("segment") == 1)
+    with cloud.faults.injected(crash):
+        result = simulate(short_clip, cloud=cloud)
+    assert [(f["segment"], f["status"], f["error"]) for f in result.failed_segments] == [
+        (1, "failed", "Runtime.ExitError")]
     assert [d["detector"] for d in result.report["defects"]] == ["black"]  # segment 0 kept
+    failed = [e for e in cloud.executions() if e["name"] == result.failed_segments[0]["execution"]]
+    assert [e["status"] for e in failed] == ["FAILED"]  # the execution itself ends as failed
 
 
-def test_throttled_storage_is_retried(cloud, short_clip, monkeypatch):
-    import functions.converter as handler
-    real = handler.convert
-    calls = {"n": 0}
+def test_an_object_deleted_mid_run_fails_its_segment(cloud, short_clip):
+    gone = ServiceFault("s3.GetObject", "NoSuchKey", 404, key="/000001.ts", times=None)
+    with cloud.faults.injected(gone):
+        result = simulate(short_clip, cloud=cloud)
+    (failed,) = result.failed_segments
+    assert (failed["segment"], failed["error"]) == (1, "MissingResourceError")
+    assert "NoSuchKey" in failed["cause"]
 
-    def throttled_once(store, job, config):
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise StorageThrottledError("s3: throttled (SlowDown)")
-        return real(store, job, config)
 
-    monkeypatch.setattr(handler, "convert", throttled_once)
-    result = simulate(short_clip, cloud=cloud)
+def test_every_segment_failing_reports_every_segment(cloud, short_clip):
+    with cloud.faults.injected(LambdaFault("Converter", "crash", times=None)):
+        result = simulate(short_clip, cloud=cloud)
+    assert [f["segment"] for f in result.failed_segments] == [0, 1]
+    assert all(f["status"] == "failed" for f in result.failed_segments)
+    assert result.report["defects"] == [] and result.exit_code == EXIT_INCOMPLETE
+
+
+@pytest.mark.parametrize(("fault", "role"), [
+    (ServiceFault("s3.GetObject", "SlowDown", 503, key="segments/"), "Converter"),
+    (ServiceFault("s3.PutObject", "SlowDown", 503, key="results/black/"), "BlackDetector"),
+])
+def test_s3_slowdown_is_retried_by_the_workflow(cloud, short_clip, fault, role):
+    with cloud.faults.injected(fault):
+        result = simulate(short_clip, cloud=cloud)
+    assert fault.hits == 1
+    assert result.failed_segments == [] and result.exit_code == 0
+    fn = result.usage["lambda"][role]
+    assert fn["errors"] == 1 and fn["invocations"] == result.usage["executions"] + 1
+
+
+def test_lambda_throttling_is_retried_as_on_aws(cloud, short_clip):
+    with cloud.faults.injected(LambdaFault("Converter", "throttle")):
+        result = simulate(short_clip, cloud=cloud)
     assert result.failed_segments == []
-    assert result.usage["lambda"]["Converter"]["invocations"] == result.usage["executions"] + 1
-    assert result.usage["lambda"]["Converter"]["errors"] == 1
+    conv = result.usage["lambda"]["Converter"]
+    assert conv["throttled"] == 1 and conv["errors"] == 0
+    assert conv["invocations"] == result.usage["executions"]
+    names = {keys.execution_name("short.mp4", result.run, n) for n in (0, 1)}
+    errors = [h.get("lambdaFunctionFailedEventDetails", {}).get("error")
+              for e in cloud.executions() if e["name"] in names
+              for h in cloud.history(e["executionArn"])]
+    assert "Lambda.TooManyRequestsException" in errors
+
+
+def test_throttled_start_execution_is_retried_by_ingest(cloud, short_clip):
+    throttled = ServiceFault("sfn.StartExecution", "ThrottlingException", 400, times=2)
+    with cloud.faults.injected(throttled):
+        result = simulate(short_clip, cloud=cloud)
+    assert throttled.hits == 2
+    assert result.usage["executions"] == 2 and result.failed_segments == []
+
+
+def test_report_command_shows_the_latest_run_and_exits_incomplete(cloud, short_clip, capsys):
+    from avmon.cli import main
+    crash = LambdaFault("Converter", "crash", times=None, when=lambda e: e.get("segment") == 1)
+    with cloud.faults.injected(crash):
+        sim = simulate(short_clip, cloud=cloud, key="ingest/reported/r.mp4")
+    capsys.readouterr()
+    code = main(["report", "--bucket", cloud.deployment.bucket, "--stream", "reported/r.mp4",
+                 "--json"])
+    out, err = capsys.readouterr()
+    assert code == EXIT_INCOMPLETE == sim.exit_code
+    shown = json.loads(out)
+    assert shown["run"]["run"] == sim.run and shown["segments"]["complete"] == [0]
+    assert shown["segments"]["failed"]["1"]["error"] == "Runtime.ExitError"
+    assert f"run {sim.run}: segment 1: failed: Runtime.ExitError" in err

@@ -14,7 +14,7 @@ import pytest
 
 import avmon.errors as errors
 from avmon.pipeline.config import PipelineConfig
-from cdk.constants import ASL_FILE, DETECTOR_IDS, STACK_NAME
+from cdk.constants import ASL_FILE, DETECTOR_IDS, HANDLERS, STACK_NAME
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 NO_BUNDLING = {"aws:cdk:bundling-stacks": []}
@@ -63,6 +63,66 @@ def test_every_placeholder_is_bound_to_the_right_function(built):
     for detector, ident in DETECTOR_IDS.items():
         fn = functions[subs[f"{ident}FunctionArn"]["Fn::GetAtt"][0]]["Properties"]
         assert fn["Environment"]["Variables"]["AVMON_DETECTOR"] == detector
+
+
+def test_the_workflow_has_one_branch_per_registered_detector():
+    from avmon.detectors.registry import NAMES
+    asl = json.loads(ASL_FILE.read_text())
+    branches = asl["States"]["DetectDefects"]["Branches"]
+    starts = [b["StartAt"] for b in branches]
+    assert starts == [f"Detect{DETECTOR_IDS[n]}" for n in NAMES]
+    for branch, name in zip(branches, NAMES, strict=True):
+        failed = branch["States"][f"{DETECTOR_IDS[name]}Failed"]
+        assert failed["Parameters"]["detector"] == name  # the report names the right detector
+
+
+def test_every_segment_ends_analysed_or_recorded_as_failed():
+    """The converter's Catch covers every error, and records the failure before failing."""
+    states = json.loads(ASL_FILE.read_text())["States"]
+    (catch,) = states["ConvertMedia"]["Catch"]
+    assert catch["ErrorEquals"] == ["States.ALL"] and catch["Next"] == "RecordFailure"
+    record = states["RecordFailure"]
+    assert record["Resource"] == "${AggregatorFunctionArn}" and record["ResultPath"] is None
+    assert record["Next"] == "SegmentFailed" and states["SegmentFailed"]["Type"] == "Fail"
+
+
+def test_ingest_failures_go_to_a_dead_letter_queue_with_an_alarm(built):
+    _, template, _ = built
+    (config,) = resources(template, "AWS::Lambda::EventInvokeConfig").values()
+    (queue,) = resources(template, "AWS::SQS::Queue")
+    destination = config["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
+    assert destination == {"Fn::GetAtt": [queue, "Arn"]}
+    assert config["Properties"]["MaximumRetryAttempts"] == 2
+    alarms = resources(template, "AWS::CloudWatch::Alarm").values()
+    depth = [a for a in alarms if a["Properties"].get("Namespace") == "AWS/SQS"]
+    assert depth and depth[0]["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0] == queue
+    functions = resources(template, "AWS::Lambda::Function")
+    per_function = {a["Properties"]["Dimensions"][0]["Value"]["Ref"] for a in alarms
+                    if a["Properties"].get("MetricName") == "Errors"}
+    assert per_function == {k for k, f in functions.items()
+                            if f["Properties"].get("Handler", "").startswith("functions.")}
+    topic = next(iter(resources(template, "AWS::SNS::Topic")))
+    assert all(a["Properties"]["AlarmActions"] == [{"Ref": topic}] for a in alarms)
+    assert any(a["Properties"].get("MetricName") == "ExecutionsFailed" for a in alarms)
+
+
+def test_no_reserved_concurrency_by_default(built):
+    """A new account's whole limit is 10: reserving by default would fail the deployment."""
+    _, template, _ = built
+    assert not any("ReservedConcurrentExecutions" in f["Properties"]
+                   for f in resources(template, "AWS::Lambda::Function").values())
+
+
+def test_every_log_group_has_a_retention_and_goes_with_the_stack(built):
+    _, template, _ = built
+    groups = resources(template, "AWS::Logs::LogGroup")
+    assert len(groups) == 1 + len(HANDLERS)  # the workflow's and one per function
+    for g in groups.values():
+        assert g["Properties"]["RetentionInDays"] == 30
+        assert g["DeletionPolicy"] == "Delete"
+    for fn in resources(template, "AWS::Lambda::Function").values():
+        if fn["Properties"].get("Handler", "").startswith("functions."):
+            assert "LogGroup" in fn["Properties"]["LoggingConfig"]
 
 
 def test_error_names_are_the_projects_error_classes():
@@ -120,7 +180,8 @@ def test_bucket_is_private_encrypted_logged_and_expires_frames(built):
     assert all(media["PublicAccessBlockConfiguration"].values())
     assert "LoggingConfiguration" in media
     rules = {r["Prefix"]: r["ExpirationInDays"] for r in media["LifecycleConfiguration"]["Rules"]}
-    assert rules == {"frames/": 1, "audio/": 1, "segments/": 1}
+    assert rules == {"ingest/": 30, "runs/": 90, "segments/": 1, "frames/": 1, "audio/": 1,
+                     "results/": 1, "reports/": 90}  # every prefix the pipeline writes expires
     policies = [p["Properties"]["PolicyDocument"] for p in
                 resources(template, "AWS::S3::BucketPolicy").values()]
     assert any(s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"
@@ -157,10 +218,11 @@ def s3_prefixes(statements: list[dict[str, Any]], action: str) -> set[str]:
 
 @pytest.mark.parametrize(("function", "reads", "writes"), [
     ("Converter", {"segments/*", "ingest/*"}, {"frames/*", "audio/*"}),
-    ("FreezeDetector", {"frames/*", "audio/*"}, {"results/freeze/*"}),
+    ("FreezeDetector", {"frames/*"}, {"results/freeze/*"}),
+    ("SilenceDetector", {"audio/*"}, {"results/silence/*"}),
     ("AvSyncDetector", {"frames/*", "audio/*"}, {"results/av_sync/*"}),
     ("Aggregator", {"results/*"}, {"reports/*"}),
-    ("Ingest", {"ingest/*"}, {"segments/*"}),
+    ("Ingest", {"ingest/*"}, {"segments/*", "runs/*"}),
 ])
 def test_least_privilege_on_the_bucket(built, function, reads, writes):
     _, template, _ = built
@@ -184,11 +246,18 @@ def test_only_the_aggregator_publishes_and_only_ingest_starts_executions(built):
 
 
 def test_config_reaches_the_template(tmp_path):
-    config = PipelineConfig(converter_memory_mb=3008, workflow_type="EXPRESS", segment_seconds=4)
+    config = PipelineConfig(converter_memory_mb=3008, workflow_type="EXPRESS", segment_seconds=4,
+                            reserved_concurrency=50, reports_expire_days=7)
     _, template = synth(tmp_path, config)
     fns = resources(template, "AWS::Lambda::Function")
     conv = next(f for k, f in fns.items() if k.startswith("Converter"))["Properties"]
     assert conv["MemorySize"] == 3008
+    assert conv["ReservedConcurrentExecutions"] == 50
+    (media,) = [b for k, b in resources(template, "AWS::S3::Bucket").items()
+                if k.startswith("Media")]
+    rules = {r["Prefix"]: r["ExpirationInDays"]
+             for r in media["Properties"]["LifecycleConfiguration"]["Rules"]}
+    assert rules["reports/"] == rules["runs/"] == 7
     env = json.loads(conv["Environment"]["Variables"]["AVMON_PIPELINE_CONFIG"])
     assert env["segment_seconds"] == 4
     assert machine(template)["StateMachineType"] == "EXPRESS"

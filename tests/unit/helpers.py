@@ -44,8 +44,9 @@ def tone(seconds: float, freq: float = 440.0, amp: float = 0.3, channels: int = 
     return np.tile((amp * np.sin(2 * np.pi * freq * t)).astype(np.float32), (channels, 1))
 
 
-def buffers(samples: np.ndarray, size: int = 1024, start: float = 0.0) -> list[AudioBuffer]:
-    return [AudioBuffer(start + k / SR, SR, np.ascontiguousarray(samples[:, k:k + size]))
+def buffers(samples: np.ndarray, size: int = 1024, start: float = 0.0,
+            channels: tuple[str, ...] = ()) -> list[AudioBuffer]:
+    return [AudioBuffer(start + k / SR, SR, np.ascontiguousarray(samples[:, k:k + size]), channels)
             for k in range(0, samples.shape[1], size)]
 
 

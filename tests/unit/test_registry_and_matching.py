@@ -58,3 +58,12 @@ def test_same_defect_tolerance_is_tight_except_for_av_sync():
     assert match(a, b, same_defect_tolerance, ends_too=True).exact
     b_late_end = [d("freeze", 3.0, 5.2), d("av_sync", 19, 28)]
     assert not match(a, b_late_end, same_defect_tolerance, ends_too=True).exact
+
+
+def test_a_could_not_measure_finding_is_reported_apart_never_matched():
+    unknown = Defect("av_sync", 0, 12, 0.0, {"status": "unknown"})
+    real = d("black", 3, 4)
+    assert unknown.unmeasured
+    assert not real.unmeasured
+    assert match([real], [real, unknown]).exact     # no false positive
+    assert match([unknown], []).exact               # no miss

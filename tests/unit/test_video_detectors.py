@@ -3,7 +3,7 @@ import pytest
 
 from avmon.detectors.black import BlackDetector
 from avmon.detectors.blocks import BlockCorruptionDetector
-from avmon.detectors.freeze import FreezeDetector
+from avmon.detectors.freeze import FreezeConfig, FreezeDetector
 from tests.unit.helpers import DT, frames_from, moving, run_video, textured
 
 
@@ -98,3 +98,93 @@ def test_segments_give_the_same_defects_as_one_pass(rng):
     split = det.finalize([b.evidence(), a.evidence()])
     assert [(d.start_s, d.end_s) for d in split] == [(d.start_s, d.end_s) for d in whole]
     assert len(whole) == 1
+
+
+def dark_slow_zoom(rng, n=75, rate=0.0005):
+    """A dark still with detail a few pixels across, zooming in by ``rate`` per frame (bilinear)."""
+    still = rng.normal(0, 1, (370, 650))
+    for _ in range(3):  # 3x3 box blur, three times
+        still = sum(still[dy:dy + still.shape[0] - 2, dx:dx + still.shape[1] - 2]
+                    for dy in range(3) for dx in range(3)) / 3
+    still = 30 + 8 * still / still.std()
+    ys, xs = np.mgrid[0:180, 0:320].astype(np.float64)
+    pics = []
+    for i in range(n):
+        z = 1.0 + rate * i
+        y, x = ((ys - 90) / z + 90) * 2, ((xs - 160) / z + 160) * 2
+        y0, x0 = np.floor(y).astype(int), np.floor(x).astype(int)
+        fy, fx = y - y0, x - x0
+        v = (still[y0, x0] * (1 - fy) * (1 - fx) + still[y0 + 1, x0] * fy * (1 - fx)
+             + still[y0, x0 + 1] * (1 - fy) * fx + still[y0 + 1, x0 + 1] * fy * fx)
+        pics.append(np.clip(np.round(v), 16, 235).astype(np.uint8))
+    return pics
+
+
+def test_dark_slow_zoom_is_not_a_string_of_freezes(rng):
+    """16x16 cell means called this a freeze from start to end (3 s)."""
+    pics = dark_slow_zoom(rng)
+    changed = np.mean(np.abs(pics[12].astype(int) - pics[0]) > 10)
+    assert 0.01 < changed < 0.05  # 2.6% of the pixels change by more than 10 levels in 0.5 s
+    assert run_video(FreezeDetector(), frames_from(pics)) == []
+
+
+def test_freeze_inside_dark_slow_zoom_is_found(rng):
+    pics = dark_slow_zoom(rng)
+    for i in range(25, 50):
+        pics[i] = pics[25]
+    found = run_video(FreezeDetector(), frames_from(pics))
+    assert len(found) == 1
+    # so slow that the frames just before the freeze are within noise of the frozen one
+    assert found[0].start_s == pytest.approx(1.0, abs=0.25)
+    assert found[0].end_s == pytest.approx(2.0, abs=2 * DT)
+
+
+def test_codec_flicker_at_a_keyframe_does_not_end_a_freeze(rng):
+    pics = with_freeze(rng)
+    flicker = np.clip(pics[35].astype(int) + rng.integers(-6, 7, pics[35].shape), 16, 235)
+    for i in range(35, 50):  # a fresh intra picture of the frozen content, copied until the end
+        pics[i] = flicker.astype(np.uint8)
+    found = run_video(FreezeDetector(), frames_from(pics, keyframes={0, 35}))
+    assert [(d.start_s, d.end_s) for d in found] == [(1.0, 2.0)]
+
+
+def test_memory_is_bounded_by_dropping_short_interior_runs(rng):
+    """A long stream of short static stretches keeps only the runs that can still matter."""
+    pics = []
+    for _ in range(40):  # 40 x (0.2 s static + 0.2 s moving)
+        part = moving(rng, 10)
+        pics += [part[0]] * 5 + part[5:]
+    det = FreezeDetector()
+    scanner = det.scanner()
+    for f in frames_from(pics):
+        scanner.feed_video(f)
+    assert len(scanner.evidence()["runs"]) <= 2
+    assert det.finalize([scanner.evidence()]) == []
+
+
+def test_short_runs_at_segment_edges_are_kept_and_joined(rng):
+    """0.3 s at the end of one segment and 0.3 s at the start of the next make one freeze."""
+    frames = frames_from(with_freeze(rng, n=100, at=42, length=16))
+    det = FreezeDetector()
+    a, b = det.scanner(), det.scanner()
+    for f in frames[:50]:
+        a.feed_video(f)
+    for f in frames[50:]:
+        b.feed_video(f)
+    assert a.evidence()["runs"] and b.evidence()["runs"]
+    split = det.finalize([a.evidence(), b.evidence()])
+    assert [(d.start_s, d.end_s) for d in split] == [(42 * DT, 58 * DT)]
+
+
+def test_small_fast_object_does_not_pass_for_noise(rng):
+    """A slow dark zoom with a small bright object darting across: still motion, not a freeze.
+
+    The object alone fills the top 0.2% of the frame-to-frame change; taken as noise, it would
+    raise the noise level above every change of the zoom.
+    """
+    pics = dark_slow_zoom(rng)
+    for i, p in enumerate(pics):  # 12x12 pixels, 9 px a frame, 14-18 levels above the scene
+        x = (i * 9) % 300
+        p[80:92, x:x + 12] = 46
+    assert run_video(FreezeDetector(FreezeConfig(max_tail_ratio=1000.0)), frames_from(pics))
+    assert run_video(FreezeDetector(), frames_from(pics)) == []

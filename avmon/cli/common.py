@@ -19,8 +19,9 @@ class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line, like every other avmon error."""
 
     def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"avmon: error: {self.prog.removeprefix('avmon ')}: {message}"
-                         f" (see '{self.prog} --help')\n")
+        # the top-level parser's prog is "avmon" itself, already the line's first word
+        where = "" if self.prog == "avmon" else f"{self.prog.removeprefix('avmon ')}: "
+        sys.stderr.write(f"avmon: error: {where}{message} (see '{self.prog} --help')\n")
         raise SystemExit(2)
 
 
@@ -36,6 +37,8 @@ hours = number(float, gt=0, le=MAX_HOURS)
 fps = number(int, ge=1, le=120)
 seed = number(int, ge=0, le=2**32 - 1)
 duration = number(float, gt=0, le=86400, what="seconds")
+seconds = number(float, gt=0, le=3600, what="seconds")  # timeouts and polling intervals
+port = number(int, ge=0, le=65535, what="(0 = any free port)")
 
 
 def size(text: str) -> tuple[int, int]:

@@ -11,22 +11,24 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from avmon.cli.common import port, seconds
+
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
     p = sub.add_parser("serve", help="monitor many live streams in one process (HTTP metrics)")
     p.add_argument("--streams", type=Path, required=True,
                    help="JSON or YAML: {streams: [{id, source, detectors, sinks}]}; reloaded"
                         " when it changes")
-    p.add_argument("--port", type=int, default=8080, help="HTTP port (0: any free port)")
+    p.add_argument("--port", type=port, default=8080, help="HTTP port (0: any free port)")
     p.add_argument("--host", default="0.0.0.0", help="HTTP address (default all)")
     p.add_argument("--leases", metavar="TABLE",
                    help="DynamoDB lease table: share the streams with other serve processes")
-    p.add_argument("--lease-seconds", type=float, default=30.0,
+    p.add_argument("--lease-seconds", type=seconds, default=30.0,
                    help="a dead process's streams are taken over within this (default 30)")
     p.add_argument("--spool-dir", type=Path, default=None,
                    help="where undelivered webhook/SNS events wait, per stream"
                         " (default ~/.local/state/avmon/spool)")
-    p.add_argument("--poll", type=float, default=1.0,
+    p.add_argument("--poll", type=seconds, default=1.0,
                    help="seconds between checks of the streams file (default 1)")
     p.set_defaults(handler=run)
 
@@ -39,8 +41,14 @@ def run(args: argparse.Namespace) -> int:
     if args.leases:
         from avmon.monitor.aws_leases import DynamoLeaseStore
         owner = f"{socket.gethostname()}-{os.getpid()}"
-        store = DynamoLeaseStore(args.leases)
-        store.scan()  # a missing table or no permission: one line now, not a silent idle task
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from avmon.errors import ConfigError
+        try:
+            store = DynamoLeaseStore(args.leases)
+            store.scan()  # a missing table or no permission: one line now, not an idle task
+        except (BotoCoreError, ClientError) as exc:  # no region, no credentials, access denied
+            raise ConfigError(f"lease table {args.leases}: {exc}") from None
         leases = LeaseManager(store, owner, lease_s=args.lease_seconds)
     from avmon.cli.watch import _default_spool
     service = Service(args.streams, leases=leases, poll_s=args.poll,

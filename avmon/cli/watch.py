@@ -11,8 +11,7 @@ from collections import Counter
 from pathlib import Path
 from types import FrameType
 
-from avmon.cli.common import Subparsers, names
-from avmon.errors import ConfigError
+from avmon.cli.common import Subparsers, names, seconds
 
 
 def _default_spool() -> Path:
@@ -28,7 +27,7 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--config", type=Path, help="JSON or TOML file of detector settings")
     p.add_argument("--sink", action="append", default=[], metavar="SPEC",
                    help="stdout (default), webhook:URL or sns:TOPIC_ARN; repeatable")
-    p.add_argument("--input-timeout", type=float, default=5.0, metavar="S",
+    p.add_argument("--input-timeout", type=seconds, default=5.0, metavar="S",
                    help="seconds without media before input_loss (default 5)")
     p.add_argument("--stream-id", help="the stream's name in events (default: from SOURCE)")
     p.add_argument("--spool-dir", type=Path, default=None,
@@ -42,8 +41,6 @@ def run_watch(args: argparse.Namespace) -> int:
     from avmon.monitor.live import Monitor
     from avmon.monitor.sinks import SpooledSink, build_sinks
 
-    if args.input_timeout <= 0:
-        raise ConfigError(f"--input-timeout must be > 0 seconds, got {args.input_timeout}")
     config = AnalysisConfig.load(args.config) if args.config else None
     sinks = build_sinks(args.sink, spool_dir=args.spool_dir or _default_spool(),
                         json_lines=args.json)

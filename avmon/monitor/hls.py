@@ -238,7 +238,10 @@ class HlsFeed:
                     return
                 self._ready.set()
                 segs = playlist.segments
-                if next_seq is None:  # join at the live edge, as players do
+                if next_seq is None or (segs and segs[-1].sequence + len(segs) < next_seq - 1):
+                    # join at the live edge, as players do; also when the media sequence went
+                    # far back (RFC 8216 forbids it: the encoder restarted, numbering from 0),
+                    # rather than wait for the new numbers to pass the old ones
                     start = 0 if playlist.ended else max(0, len(segs) - self.live_edge_segments)
                     next_seq = segs[start].sequence if segs else playlist.media_sequence
                 if next_seq < playlist.media_sequence:

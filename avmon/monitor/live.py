@@ -415,12 +415,24 @@ class Monitor:
         self._rotate()
         self._video_edge = self._audio_edge = self._audio_seen = None
         if not self._program_clock:  # an HLS segment brings its own program date-time
+            if t < edge:  # anchors are looked up by media time: the old clock's would match
+                self._anchors.clear()
             self._anchors.append(_Anchor(t, now))
         details = {"from_s": round(edge, 3), "to_s": round(t, 3), **self._pending_gap_details}
         self._pending_gap_details = {}
         if t < edge:
             details["reason"] = "timestamps went back"
             self._clock_epoch += 1
+            # evidence and closed intervals on the old clock would merge with the new clock's
+            # media at the same times: the new clock starts with none, and what was open on
+            # the old clock ends where that clock stopped
+            for key in [k for k, o in self._open.items()
+                        if o.detector not in (INPUT_LOSS, ORIGIN_UNREACHABLE, STALE_PLAYLIST)]:
+                yield from self._close(key, self._open[key].last_end,
+                                       {**self._open[key].details, "closed_by": GAP})
+            self._chunks.clear()
+            self._closed.clear()
+            self._next_eval = self._next_slow_eval = float("-inf")
         # one cause, one alert: a jump across an input loss is that loss coming back, not
         # another finding
         if INPUT_LOSS in self._open:
@@ -534,11 +546,13 @@ class Monitor:
                     and o.detector in evaluated]:
             yield from self._close(key, self._open[key].last_end, self._open[key].details)
 
-    def _close(self, key: str, end_s: float, details: dict[str, Any]) -> Iterator[DefectEvent]:
+    def _close(self, key: str, end_s: float, details: dict[str, Any],
+               end_utc: str | None = None) -> Iterator[DefectEvent]:
         o = self._open.pop(key)
         self._closed.append((_finding(o.detector, o.details), o.start_s, end_s))
         yield self._emit("close", o.detector, o.start_s, end_s, o.confidence,
-                         details or o.details, o.defect_id, start_utc=o.start_utc)
+                         details or o.details, o.defect_id, start_utc=o.start_utc,
+                         end_utc=end_utc)
 
     def _close_all(self, reason: str) -> Iterator[DefectEvent]:
         for key in list(self._open):
@@ -574,10 +588,13 @@ class Monitor:
             o = self._open[detector]
             end = end_s if end_s is not None else edge
             details = dict(o.details)
+            end_utc = None
             if end < o.start_s:  # the source came back on a reset clock
                 details["resumed_at_s"] = round(end, 3)
+                # the old clock's edge has no time on the new clock's anchors: it ended now
+                end_utc = utc_iso(self.clock())
             o.last_end = max(end, o.start_s)
-            yield from self._close(detector, o.last_end, details)
+            yield from self._close(detector, o.last_end, details, end_utc)
 
     def _watchdog(self) -> Iterator[DefectEvent]:
         last = self._last_media_wall
@@ -611,11 +628,12 @@ class Monitor:
 
     def _emit(self, kind: EventKind, detector: str, start: float, end: float | None,
               confidence: float, details: dict[str, Any], defect_id: str, *,
-              seq: int = 0, start_utc: str | None = None) -> DefectEvent:
+              seq: int = 0, start_utc: str | None = None,
+              end_utc: str | None = None) -> DefectEvent:
         event = DefectEvent(
             event=kind, stream=self.stream_id, detector=detector, start_s=start, end_s=end,
             start_utc=start_utc or self._utc(start),
-            end_utc=None if end is None else self._utc(end), confidence=confidence,
+            end_utc=None if end is None else end_utc or self._utc(end), confidence=confidence,
             details=details, defect_id=defect_id)
         if seq:
             event = event.with_sequence(seq)

@@ -108,6 +108,7 @@ def test_audio_only_skips_video_detectors(capsys, tmp_path):
     (["synth", "o.mp4", "--duration", "5", "--content", "jazz"], ["unknown content kind"]),
     (["evaluate", "/nonexistent"], ["not a directory"]),
     (["frobnicate"], ["invalid choice"]),
+    (["--frobnicate", "analyze", "x.mp4"], ["error: unrecognized arguments: --frobnicate"]),
 ])
 def test_nonsense_options(capsys, tmp_path, monkeypatch, args, words):
     monkeypatch.chdir(tmp_path)
@@ -521,11 +522,25 @@ def _cases() -> list[Any]:
     add("demo-out-under-file", ["demo", "--out", "{d}/afile/demo"], ["afile is a file"])
     add("demo-out-unwritable", ["demo", "--out", "/sys/avmon-test"], ["cannot write"])
 
+    # watch and serve: their numbers are checked before any source is opened (a NaN poll
+    # interval made serve wait forever, deaf to SIGTERM; a NaN timeout never raised input_loss)
+    watch = ["watch", "udp://127.0.0.1:9"]
+    serve = ["serve", "--streams", "{d}/streams.yaml"]
+    for v, words in [("nan", ["finite"]), ("inf", ["finite"]), ("0", ["> 0"]),
+                     ("-1", ["> 0"]), ("7200", ["<= 3600"])]:
+        add(f"watch-input-timeout-{v}", [*watch, "--input-timeout", v],
+            ["--input-timeout", repr(v), *words])
+        for opt in ("--poll", "--lease-seconds"):
+            add(f"serve{opt}-{v}", [*serve, opt, v], [opt, repr(v), *words])
+    for v, words in [("99999", ["<= 65535"]), ("-5", [">= 0"]), ("80.5", ["whole"])]:
+        add(f"serve-port-{v}", [*serve, "--port", v], ["--port", repr(v), *words])
+
     # every command: an unknown option
     for cmd in (["analyze", "{d}/media.mp4"], synth, ["corpus", "{d}/c"], ["evaluate", "{d}"],
                 sim, ["report", "--bucket", "bucket", "--stream", "s"],
                 ["cost", "--usage", "{d}/sim.json"], ["limits", "--usage", "{d}/sim.json"],
-                ["benchmark", "--usage", "{d}/sim.json"], ["demo", "--out", "{d}/demo"]):
+                ["benchmark", "--usage", "{d}/sim.json"], ["demo", "--out", "{d}/demo"],
+                watch, serve):
         add(f"{cmd[0]}-unknown-option", [*cmd, "--frobnicate"],
             ["unrecognized arguments: --frobnicate"], ("c", "demo", "out.mp4"))
     return c
@@ -573,7 +588,7 @@ def test_bad_input_table(capsys, bad_files, monkeypatch, args, words, leftovers)
 def test_the_table_covers_every_command():
     commands = {p.values[0][0] for p in CASES if p.values[0]}
     assert commands == {"analyze", "synth", "corpus", "evaluate", "simulate", "report", "cost",
-                        "limits", "benchmark", "demo"}
+                        "limits", "benchmark", "demo", "watch", "serve"}
     assert len(CASES) >= 250
 
 
@@ -596,3 +611,14 @@ def test_synth_leaves_no_half_written_stream(capsys, tmp_path, monkeypatch, fail
     assert got == code
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_serve_leases_without_an_aws_region_is_one_line(capsys, tmp_path, monkeypatch):
+    (tmp_path / "streams.yaml").write_text("streams: []\n")
+    for var in ("AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    code, _, err = run(["serve", "--streams", str(tmp_path / "streams.yaml"), "--port", "0",
+                        "--leases", "avmon-leases"], capsys)
+    assert code == 2
+    one_line_error(err, "lease table avmon-leases", "region")

@@ -292,6 +292,44 @@ def test_hls_segment_that_fails_to_load_is_a_gap(live_clip: Path,
     assert not [e for e in events if e.detector == "input_loss"]
 
 
+def test_hls_encoder_that_restarts_its_media_sequence_is_followed(
+        live_clip: Path, http_dir: tuple[Path, str]) -> None:
+    directory, base = http_dir
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(live_clip), "-c",
+                    "copy", "-f", "hls", "-hls_time", "1", "-hls_list_size", "0",
+                    str(directory / "vod.m3u8")], check=True)
+    lines = (directory / "vod.m3u8").read_text().splitlines()
+    header = [ln for ln in lines if ln.startswith("#EXT") and not ln.startswith(
+        ("#EXTINF", "#EXT-X-ENDLIST"))]
+    entries = [(lines[i], lines[i + 1]) for i, ln in enumerate(lines) if ln.startswith("#EXTINF")]
+    assert len(entries) >= 8
+
+    def publish(n: int, ended: bool) -> None:  # MEDIA-SEQUENCE 0, segments 0..n-1
+        body = header + [t for pair in entries[:n] for t in pair]
+        tmp = directory / "live.tmp"
+        tmp.write_text("\n".join(body + (["#EXT-X-ENDLIST"] if ended else [])) + "\n")
+        tmp.replace(directory / "live.m3u8")
+
+    publish(1, False)
+    watch = Watch(Monitor(f"{base}/live.m3u8", stream_id="restart", input_timeout=5.0))
+    for n in range(2, len(entries)):
+        time.sleep(0.4)
+        publish(n, False)
+    watch.wait_for(lambda e: e.detector == "freeze" and e.event == "close", 10)
+    time.sleep(1.0)
+    frames_before = watch.monitor.stats.frames
+    # the encoder restarts: its playlist numbers from 0 again, its timestamps start again
+    for n in range(1, 6):
+        publish(n, n == 5)
+        time.sleep(0.4)
+    watch.thread.join(timeout=20)
+    events = watch.finish()
+    back = [e for e in events if e.detector == "gap" and e.event == "close"]
+    assert back and back[0].details["reason"] == "timestamps went back"
+    assert watch.monitor.stats.frames > frames_before + 50  # the restarted segments were read
+    assert watch.monitor.stats.state == "ended"
+
+
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "avmon", "watch", *args]
 

@@ -79,3 +79,31 @@ def test_sns_sink_publishes_with_filterable_attributes(tmp_path: Path) -> None:
     assert DefectEvent.from_dict(json.loads(envelope["Message"])) == event
     attrs = envelope["MessageAttributes"]
     assert attrs["stream"]["Value"] == "ch1" and attrs["detector"]["Value"] == "black"
+
+
+def test_a_clock_that_goes_back_is_one_gap_and_detection_resumes(tmp_path: Path) -> None:
+    # two MPEG-TS files back to back: the second one's timestamps start again, as a restarted
+    # encoder's do
+    part = tmp_path / "part.ts"
+    # the second freeze lasts until the clock goes back
+    synthesize(SynthRequest(part, 5, tuple(parse_defects("freeze@1:1,freeze@3:2")), 320, 176,
+                            seed=4))
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(part.read_bytes() * 2)
+    monitor = Monitor(joined, detectors=["freeze"])
+    events: list[tuple[float, DefectEvent]] = []
+    for event in monitor.events():
+        events.append((monitor.stats.media_time_s or 0.0, event))
+    gaps = [e for _, e in events if e.detector == "gap"]
+    assert [e.event for e in gaps] == ["open", "close"]
+    assert gaps[0].details["reason"] == "timestamps went back"
+    assert monitor.stats.gaps == 1
+    closes = [e for _, e in events if e.detector == "freeze" and e.event == "close"]
+    assert [round(e.start_s) for e in closes] == [1, 3, 1, 3]  # both copies' freezes
+    assert len({e.defect_id for e in closes}) == 4
+    assert closes[1].details["closed_by"] == "gap"  # it ended where the old clock stopped
+    assert closes[3].start_s == pytest.approx(closes[1].start_s)  # not cut by the old one
+    # the new clock's first freeze is announced while it happens, not when the new clock
+    # passes the old one's edge
+    second_open = [t for t, e in events if e.detector == "freeze" and e.event == "open"][2]
+    assert second_open < 3.0

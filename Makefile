@@ -5,11 +5,17 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+CHECKOV := .tools/checkov/bin/checkov
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: setup demo test lint bench corpus evaluate clean system-deps
 
-setup: $(STAMP) system-deps node_modules/.installed
+setup: $(STAMP) system-deps node_modules/.installed $(CHECKOV)
+
+# checkov (template policy checks beside cfn-lint and cdk-nag) pins boto3 1.35: its own venv.
+$(CHECKOV):
+	$(PYTHON) -m venv .tools/checkov
+	.tools/checkov/bin/python -m pip install --quiet checkov==3.3.30
 
 # The AWS CDK CLI (cdk synth / cdk deploy), pinned in package.json and package-lock.json.
 node_modules/.installed: package.json package-lock.json
@@ -61,4 +67,4 @@ bench: setup
 	$(BIN)/python benchmarks/speed.py
 
 clean:
-	rm -rf $(VENV) node_modules corpus bench-out out cdk.out
+	rm -rf $(VENV) .tools node_modules corpus bench-out out cdk.out

@@ -43,6 +43,8 @@ def demo(args: argparse.Namespace) -> int:
     print("single process vs pipeline: " + agreement_text(r.agreement))
     print("\nwhat the serverless pipeline used for this stream (measured):")
     print(format_usage(r.usage))
+    print("(counts as counted; Lambda ms as timed in-process under moto on this machine: the"
+          " cost table below\n prices Lambda time from the calibrated model instead)")
     print("\n" + format_comparison(r.comparison))
     print(f"\nthe comparison with charts: {r.page}")
     print("the same for any input: avmon benchmark INPUT --report DIR")

@@ -27,6 +27,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk.region_info import RegionInfo
@@ -60,7 +61,8 @@ def expiry_days(config: PipelineConfig) -> dict[str, int]:
 
 class PipelineStack(cdk.Stack):  # type: ignore[misc]  # aws_cdk is not analysed (pyproject)
     def __init__(self, scope: Construct, construct_id: str, *,
-                 config: PipelineConfig | None = None, **kwargs: Any) -> None:
+                 config: PipelineConfig | None = None, alert_email: str | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.config = config = (config or PipelineConfig()).validate()
         self._acknowledged: set[str] = set()
@@ -90,6 +92,8 @@ class PipelineStack(cdk.Stack):  # type: ignore[misc]  # aws_cdk is not analysed
             master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
             enforce_ssl=True,
         )
+        if alert_email:  # -c alert_email=...: AWS mails a confirmation link first
+            self.topic.add_subscription(subscriptions.EmailSubscription(alert_email))
 
         code = lambda_.Code.from_asset(
             str(ROOT), exclude=ASSET_EXCLUDE,

@@ -138,7 +138,7 @@ def test_the_cdk_app_does_not_synthesize_a_bad_value(tmp_path):
                        text=True, timeout=300)
     assert p.returncode == 2, p.stderr
     assert p.stderr.strip().splitlines() == [
-        f"avmon: error: -c avmon_config: {bad}: frames_per_invocation = 2.5:"
+        f"avmon: error: cdk app: {bad}: frames_per_invocation = 2.5:"
         " must be a whole number"]
     assert not list(out.glob("*.template.json"))
 

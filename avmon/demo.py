@@ -92,27 +92,23 @@ class LiveAlert:
 
 
 def run_live_demo(out: Path, on_alert: Callable[[LiveAlert], None] = lambda _: None,
-                  ffmpeg: str = "ffmpeg") -> list[LiveAlert]:
+                  ) -> list[LiveAlert]:
     """Two live sources (``ffmpeg -re`` sending MPEG-TS over UDP on loopback), each with
     injected defects, watched by one process as ``avmon serve`` watches them: a Monitor per
     stream in its own thread. Returns every alert with its latency.
 
     Raises PeerToolError when the ffmpeg CLI is missing."""
-    import shutil
-    import socket
-    import subprocess
     import threading
     import time
     from datetime import datetime
 
     from avmon.detectors.config import AnalysisConfig
-    from avmon.errors import PeerToolError
+    from avmon.detectors.registry import NAMES
+    from avmon.evaluation.peers import ffmpeg_path, free_udp_port, send_live_udp
     from avmon.evaluation.synth import SynthRequest, parse_defects, synthesize
     from avmon.monitor.live import Monitor
 
-    if shutil.which(ffmpeg) is None:
-        raise PeerToolError("the live demo sends its sources with the ffmpeg CLI: install"
-                            " Debian's 'ffmpeg'")
+    ffmpeg_path()  # the senders are the ffmpeg CLI: say so before any work
     config = AnalysisConfig()
     alerts: list[LiveAlert] = []
     lock = threading.Lock()
@@ -123,7 +119,7 @@ def run_live_demo(out: Path, on_alert: Callable[[LiveAlert], None] = lambda _: N
             if anchor is None:
                 continue
             due = datetime.fromisoformat(anchor.replace("Z", "+00:00")).timestamp()
-            if event.event == "open" and event.detector in config.__dataclass_fields__:
+            if event.event == "open" and event.detector in NAMES:
                 due += getattr(config, event.detector).min_duration_s
             alert = LiveAlert(event, max(0.0, time.time() - due))
             with lock:
@@ -135,12 +131,10 @@ def run_live_demo(out: Path, on_alert: Callable[[LiveAlert], None] = lambda _: N
         clips.append((name, out / f"{name}.ts"))
         synthesize(SynthRequest(clips[-1][1], LIVE_DURATION_S, tuple(parse_defects(defects)),
                                 320, 180, seed=11))
-    senders, monitors, threads = [], [], []
+    senders, monitors, threads, procs = [], [], [], []
     try:
         for name, clip in clips:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                s.bind(("127.0.0.1", 0))
-                port = s.getsockname()[1]
+            port = free_udp_port()
             monitor = Monitor(f"udp://127.0.0.1:{port}", config, stream_id=name,
                               input_timeout=3.0, reconnect=False)
             monitors.append(monitor)
@@ -148,14 +142,14 @@ def run_live_demo(out: Path, on_alert: Callable[[LiveAlert], None] = lambda _: N
             threads[-1].start()
             senders.append((port, clip))
         time.sleep(0.5)  # the watchers are listening before the senders start
-        procs = [subprocess.Popen(
-            [ffmpeg, "-hide_banner", "-loglevel", "error", "-re", "-i", str(clip), "-c", "copy",
-             "-f", "mpegts", f"udp://127.0.0.1:{port}?pkt_size=1316"],
-            stdin=subprocess.DEVNULL) for port, clip in senders]
+        procs = [send_live_udp(clip, port) for port, clip in senders]
         for p in procs:
             p.wait(timeout=LIVE_DURATION_S * 4)
         time.sleep(4.0)  # the end of each source is an input_loss after the input timeout
     finally:
+        for p in procs:
+            p.kill()  # only still running when interrupted
+            p.wait()
         for m in monitors:
             m.stop()
         for t in threads:

@@ -21,7 +21,6 @@ import json
 import math
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from typing import IO, Any
 
 from avmon.detectors.config import AnalysisConfig
 from avmon.errors import AvmonError, PeerToolError
+from avmon.evaluation.peers import free_udp_port, send_live_udp
 from avmon.evaluation.synth import SynthRequest, parse_defects, synthesize
 
 # Fargate task sizes (vCPU, GB), the smallest memory each allows, as listed in the ECS
@@ -93,12 +93,6 @@ def make_clip(folder: Path, profile: Profile, duration: float = 20.0,
     return out
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _cpu_s(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
@@ -120,11 +114,11 @@ def measure_serve(clip: Path, streams: int, profile: str = "", *,
     """
     if shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None:
         raise PeerToolError("the ffmpeg CLI (ffmpeg, ffprobe) is needed for live sources")
-    truth = json.loads(clip.with_suffix(".ts.truth.json").read_text())["defects"]
-    duration = float(json.loads(clip.with_suffix(".ts.truth.json").read_text())
-                     .get("duration_s", 0)) or _duration(clip)
+    record = json.loads(clip.with_suffix(".ts.truth.json").read_text())
+    truth = record["defects"]
+    duration = float(record.get("duration_s", 0)) or _duration(clip)
     minimum = {k: v.get("min_duration_s", 0.0) for k, v in AnalysisConfig().to_dict().items()}
-    ports = [_free_udp_port() for _ in range(streams)]
+    ports = [free_udp_port() for _ in range(streams)]
     with tempfile.TemporaryDirectory() as tmp:
         spec = Path(tmp) / "streams.json"
         spec.write_text(json.dumps({"streams": [
@@ -147,9 +141,7 @@ def measure_serve(clip: Path, streams: int, profile: str = "", *,
         senders, started = [], []
         for p in ports:
             started.append(time.time())
-            senders.append(subprocess.Popen(
-                ["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-i", str(clip), "-c", "copy",
-                 "-f", "mpegts", f"udp://127.0.0.1:{p}?pkt_size=1316"]))
+            senders.append(send_live_udp(clip, p))
         # the window: from when every stream has media until just before the first sender ends
         time.sleep(1.0)
         while len(_media(base_url)) < streams and time.time() < started[0] + duration / 2:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -36,6 +37,22 @@ def ffmpeg_path() -> str:
     if path is None:
         raise PeerToolError("the ffmpeg CLI is not installed (Debian package 'ffmpeg')")
     return path
+
+
+def free_udp_port() -> int:
+    """A UDP port on loopback that nothing listens on now (for a live source)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def send_live_udp(clip: Path, port: int) -> subprocess.Popen[bytes]:
+    """ffmpeg sending ``clip`` in real time (``-re``) as MPEG-TS over UDP to loopback ``port``,
+    as a live encoder would, without re-encoding. Raises PeerToolError if ffmpeg is missing."""
+    return subprocess.Popen(
+        [ffmpeg_path(), "-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-i", str(clip),
+         "-c", "copy", "-f", "mpegts", f"udp://127.0.0.1:{port}?pkt_size=1316"],
+        stdin=subprocess.DEVNULL)
 
 
 def run_peers(stream: Path, has_audio: bool = True, has_video: bool = True,

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from avmon.cli.common import (
     MAX_THREADS,
     Subparsers,
+    analysis_config,
+    detector_options,
     format_report,
     media_progress,
-    names,
     threads,
     write_json,
 )
@@ -21,8 +21,7 @@ def register(sub: Subparsers) -> None:
     p = sub.add_parser("analyze", help="run every detector on one input, in one process")
     p.add_argument("input", help="file path or URL (HLS, MPEG-TS, anything ffmpeg opens)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--detectors", type=names, help="comma-separated subset of detectors")
-    p.add_argument("--config", type=Path, help="JSON or TOML file of detector settings")
+    detector_options(p)
     p.add_argument("--threads", type=threads, default=1,
                    help="decoder threads: 1 uses the least CPU (default), 0 = auto (fastest),"
                    f" at most {MAX_THREADS}")
@@ -30,10 +29,9 @@ def register(sub: Subparsers) -> None:
 
 
 def analyze(args: argparse.Namespace) -> int:
-    from avmon.detectors.config import AnalysisConfig
     from avmon.monitor.analysis import analyze
 
-    config = AnalysisConfig.load(args.config) if args.config else AnalysisConfig()
+    config = analysis_config(args)
     bar = media_progress("analyze")
     try:
         result = analyze(args.input, config, args.detectors,

@@ -8,9 +8,13 @@ import contextlib
 import re
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any, NoReturn
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from avmon.validation import number
+
+if TYPE_CHECKING:
+    from avmon.detectors.config import AnalysisConfig
 
 Subparsers = Any  # argparse._SubParsersAction[Parser]: private in typeshed
 
@@ -83,6 +87,19 @@ def bucket(text: str) -> str:
             f"{text!r} is not allowed: an S3 bucket name (3-63 lowercase letters, digits, dots"
             " and hyphens, starting and ending with a letter or digit)")
     return text
+
+
+def detector_options(p: argparse.ArgumentParser) -> None:
+    """``--detectors`` and ``--config``, as every command that runs detectors takes them."""
+    p.add_argument("--detectors", type=names, help="comma-separated subset of detectors")
+    p.add_argument("--config", type=Path, help="JSON, TOML or YAML file of detector settings")
+
+
+def analysis_config(args: argparse.Namespace) -> AnalysisConfig:
+    """The ``--config`` file's settings, or the defaults. Raises ConfigError for a bad file."""
+    from avmon.detectors.config import AnalysisConfig
+
+    return AnalysisConfig.load(args.config) if args.config else AnalysisConfig()
 
 
 def media_progress(desc: str, total: float | None = None) -> Any:

@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 from types import FrameType
 
-from avmon.cli.common import Subparsers, names, seconds
+from avmon.cli.common import Subparsers, analysis_config, detector_options, seconds
 
 
 def _default_spool() -> Path:
@@ -23,8 +23,7 @@ def register(sub: Subparsers) -> None:
     p = sub.add_parser("watch", help="monitor one live source until stopped (Ctrl-C)")
     p.add_argument("source", help="udp://, srt://, http(s):// MPEG-TS or .m3u8 HLS, or a file")
     p.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
-    p.add_argument("--detectors", type=names, help="comma-separated subset of detectors")
-    p.add_argument("--config", type=Path, help="JSON or TOML file of detector settings")
+    detector_options(p)
     p.add_argument("--sink", action="append", default=[], metavar="SPEC",
                    help="stdout (default), webhook:URL or sns:TOPIC_ARN; repeatable")
     p.add_argument("--input-timeout", type=seconds, default=5.0, metavar="S",
@@ -37,11 +36,10 @@ def register(sub: Subparsers) -> None:
 
 def run_watch(args: argparse.Namespace) -> int:
     """Parse, run the Monitor into the sinks until a signal or the source's clean end."""
-    from avmon.detectors.config import AnalysisConfig
     from avmon.monitor.live import Monitor
     from avmon.monitor.sinks import SpooledSink, build_sinks
 
-    config = AnalysisConfig.load(args.config) if args.config else None
+    config = analysis_config(args)
     sinks = build_sinks(args.sink, spool_dir=args.spool_dir or _default_spool(),
                         json_lines=args.json)
     monitor = Monitor(args.source, config, stream_id=args.stream_id, detectors=args.detectors,

@@ -1,6 +1,6 @@
 """One typed configuration for the analysis: each detector's frozen settings, together.
 
-Loaded from a JSON or TOML file (``--config FILE``) whose top-level keys are detector names:
+Loaded from a JSON, TOML or YAML file (``--config FILE``) whose top-level keys are detector names:
 ``{"freeze": {"min_duration_s": 1.0}}``. Unknown names and settings are errors, not ignored;
 values are checked by the one validation layer (finite, in range for their unit, strictly
 typed: see ``DetectorConfig``).
@@ -52,7 +52,7 @@ class AnalysisConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> AnalysisConfig:
-        """Read a JSON or TOML file. Raises ConfigError naming the file and the problem."""
+        """Read a JSON, TOML or YAML file. Raises ConfigError naming the file and the problem."""
         return cls.from_mapping(read_document(Path(path), "detector settings"), str(path))
 
     def to_dict(self) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -112,19 +113,19 @@ def fetch_clips(cache: Path | None = None) -> dict[str, Path]:
 
 @dataclass(frozen=True)
 class Source:
-    """A clip looped ``copies`` times, each copy trimmed to ``frames`` pictures."""
+    """A clip cut into ``shots`` (first picture, number of pictures) joined in order: the clip
+    looped (the same whole clip again and again) or a programme re-edited from it."""
 
     key: str
     clip: str
-    copies: int
-    frames: int
+    shots: tuple[tuple[int, int], ...]
     fps: Fraction
     size: tuple[int, int]
     audio: bool
 
     @property
     def total_frames(self) -> int:
-        return self.copies * self.frames
+        return sum(n for _, n in self.shots)
 
     @property
     def duration(self) -> float:
@@ -139,13 +140,40 @@ class Source:
         return round(2 * self.fps)  # a keyframe every 2 s, as live encoders use
 
 
+def looped(frames: int, copies: int) -> tuple[tuple[int, int], ...]:
+    """The whole clip (its first ``frames`` pictures) ``copies`` times."""
+    return ((0, frames),) * copies
+
+
+def re_edited(clip_frames: int, seconds: float, fps: int, seed: int) -> tuple[tuple[int, int], ...]:
+    """Shots of 0.8-2.4 s from random places of the clip (fixed seed), about ``seconds`` long.
+
+    What an editor makes of a short clip: picture and sound cut together at every shot change,
+    the events in a new order and at irregular times, never a loop (a loop repeats every event
+    at one period, which A/V sync by correlation cannot tell from the content's own rhythm)."""
+    rng = random.Random(seed)
+    shots: list[tuple[int, int]] = []
+    total, last = 0, -100
+    while total < seconds * fps:
+        n = rng.randint(round(0.8 * fps), round(2.4 * fps))
+        first = rng.randint(0, clip_frames - n - 1)
+        if abs(first - last) < 10:  # the next shot starts somewhere else in the clip
+            continue
+        shots.append((first, n))
+        total, last = total + n, first
+    return tuple(shots)
+
+
 SOURCES = {
-    "bbb": Source("bbb", "bigbuckbunny.mp4", 5, 132, Fraction(25), (1280, 720), True),
-    "bikes": Source("bikes", "bikes.mp4", 2, 250, Fraction(25), (640, 272), False),
-    "carphone": Source("carphone", "carphone_pristine.mp4", 6, 120, Fraction(30000, 1001),
-                       (176, 144), False),
+    "bbb": Source("bbb", "bigbuckbunny.mp4", looped(132, 5), Fraction(25), (1280, 720), True),
+    "bbbedit": Source("bbbedit", "bigbuckbunny.mp4", re_edited(132, 30.0, 25, seed=1),
+                      Fraction(25), (1280, 720), True),
+    "bikes": Source("bikes", "bikes.mp4", looped(250, 2), Fraction(25), (640, 272), False),
+    "carphone": Source("carphone", "carphone_pristine.mp4", looped(120, 6),
+                       Fraction(30000, 1001), (176, 144), False),
 }
-CONTENT = {"bbb": "bigbuckbunny", "bikes": "bikes", "carphone": "carphone"}
+CONTENT = {"bbb": "bigbuckbunny", "bbbedit": "bigbuckbunny (re-edited)", "bikes": "bikes",
+           "carphone": "carphone"}
 
 
 class Workshop:
@@ -174,15 +202,21 @@ class Workshop:
             return out
         inputs: list[str] = []
         chains, pads = [], []
-        samples = round(src.frames / src.fps * SAMPLE_RATE)
-        for i in range(src.copies):
+        # the concat filter joins the shots, each trimmed to whole frames and the matching audio
+        # samples, so picture and sound cut together (one input per shot: nothing is buffered)
+        for i, (first, count) in enumerate(src.shots):
             inputs += ["-i", os.fspath(self.clips[src.clip])]
-            chains.append(f"[{i}:v]trim=end_frame={src.frames},setpts=PTS-STARTPTS[v{i}]")
+            chains.append(f"[{i}:v]trim=start_frame={first}:end_frame={first + count},"
+                          f"setpts=PTS-STARTPTS[v{i}]")
             pads.append(f"[v{i}]")
             if src.audio:
-                chains.append(f"[{i}:a]atrim=end_sample={samples},asetpts=PTS-STARTPTS[a{i}]")
+                a = round(first / src.fps * SAMPLE_RATE)
+                b = round((first + count) / src.fps * SAMPLE_RATE)
+                chains.append(f"[{i}:a]atrim=start_sample={a}:end_sample={b},"
+                              f"asetpts=PTS-STARTPTS[a{i}]")
                 pads.append(f"[a{i}]")
-        graph = ";".join(chains) + f";{''.join(pads)}concat=n={src.copies}:v=1:a={int(src.audio)}"
+        n = len(src.shots)
+        graph = ";".join(chains) + f";{''.join(pads)}concat=n={n}:v=1:a={int(src.audio)}"
         graph += "[v][a]" if src.audio else "[v]"
         maps = ["-map", "[v]"] + (["-map", "[a]"] if src.audio else [])
         tmp = out.with_name(out.stem + ".part.mp4")
@@ -347,9 +381,18 @@ def _clipping(windows: Sequence[tuple[float, float]], gain_db: float,
     return make
 
 
-def _shift(offset_ms: int) -> Callable[..., list[Defect]]:
-    """Audio late (+) or early (-) against the picture for the whole stream."""
+def _shift(offset_ms: int, measurable: bool = True) -> Callable[..., list[Defect]]:
+    """Audio late (+) or early (-) against the picture for the whole stream.
+
+    ``measurable=False`` (the looped clip: every event repeated at the loop's period) makes the
+    truth "not measurable here" (``status: unknown``, never scored as a defect): the offset is
+    real, but the footage gives no evidence a content-agnostic estimator can trust, so the only
+    right answer is no number; any offset reported is a false alarm."""
     def defects(src: Source) -> list[Defect]:
+        if not measurable:
+            return [Defect("av_sync", 0.0, src.duration, 0.0,
+                           {"status": "unknown", "offset_ms": float(offset_ms),
+                            "reason": "looped clip: the same events every loop"})]
         return [Defect("av_sync", 0.0, src.duration, 1.0, {"offset_ms": float(offset_ms)})]
 
     def make(w: Workshop, out: Path, src: Source) -> list[Defect]:
@@ -546,15 +589,21 @@ STREAMS: tuple[RealStream, ...] = (
                False, _clipping([(7.0, 7.5), (17.2, 17.6)], 40.0, 1)),
     RealStream("bbb-clip-2gen.mp4", "bbb", "soundtrack +40 dB into 16-bit, 2 AAC generations",
                False, _clipping([(7.0, 7.5), (17.2, 17.6)], 40.0, 2)),
-    *(RealStream(f"bbb-sync{ms:+d}ms.mp4", "bbb",
-                 f"audio {'late' if ms > 0 else 'early'} by {abs(ms)} ms (whole stream)",
-                 False, _shift(ms)) for ms in (200, -200, 300, -300, 500, -500)),
+    RealStream("bbb-loop-sync-500ms.mp4", "bbb",
+               "audio early by 500 ms on the looped clip (truth: not measurable)", False,
+               _shift(-500, measurable=False)),
     RealStream("bbb-ts-loss.ts", "bbb", "MPEG-TS, 2 x 3 bursts of 7 lost video packets", False,
                _packet_loss(3, (0.3, 0.7), seed=5)),
     RealStream("bbb-vfr.mp4", "bbb", "variable frame rate (every 5th and 7th picture dropped)",
                True, _vfr),
     RealStream("bbb-dark-zoom.mp4", "bbb", "dark still slowly zooming (zoompan, eq)", True,
                _dark_zoom),
+    # Big Buck Bunny re-edited: 30 s of shots from the clip, picture and sound cut together
+    RealStream("bbb-edit-control.mp4", "bbbedit", "the re-edited programme, in sync", True,
+               _audio_filter("anull", lambda _src: [])),
+    *(RealStream(f"bbb-edit-sync{ms:+d}ms.mp4", "bbbedit",
+                 f"audio {'late' if ms > 0 else 'early'} by {abs(ms)} ms (whole stream)",
+                 False, _shift(ms)) for ms in (200, -200, 300, -300, 500, -500)),
     # bikes, 20 s, 640x272, no sound
     RealStream("bikes-control.mp4", "bikes", "the clip's own bitstream looped", True,
                _looped_copy("bikes.mp4", 2), from_base=False),

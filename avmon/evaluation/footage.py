@@ -22,8 +22,9 @@ Truth times: video defects are whole frames, from frame indices (start = first f
 = the time after the last frame), exact to the frame. Audio defects are applied on 10 ms blocks
 (``asetnsamples``) at times that are multiples of 10 ms, so they are exact to the sample before
 AAC; AAC moves a transient by up to one 1024-sample frame (21 ms). Clipping truth is measured on
-the 16-bit signal before AAC (first to last sample at full scale in each boosted window: a quiet
-passage may not reach full scale even boosted). Packet-loss truth is measured too,
+the 16-bit signal before AAC: first to last sample at full scale in each boosted window, split
+where no sample reaches full scale for more than 250 ms (a quiet passage may not reach full
+scale even boosted: two bursts of distortion, not one). Packet-loss truth is measured too,
 not planned: the damaged and the clean stream are both decoded with avmon's MediaReader and every
 picture that is missing, concealed or visibly different (more than 0.1% of its pixels off by more
 than 8 levels) is damaged; damaged pictures less than 0.2 s apart form one interval.
@@ -349,6 +350,11 @@ def _dead_channels(dead: Sequence[tuple[str, float, float]]) -> Callable[..., li
     return _audio_filter(";".join(chains), defects)
 
 
+# Full-scale samples less than this apart are one clipping episode: what a listener hears as
+# one distortion (the clipping detector's merge_gap_s, chosen on the same ground)
+EPISODE_GAP_S = 0.25
+
+
 def _clipping(windows: Sequence[tuple[float, float]], gain_db: float,
               generations: int) -> Callable[..., list[Defect]]:
     """Boost windows of the soundtrack in float, then convert to 16-bit: the conversion clips at
@@ -369,13 +375,18 @@ def _clipping(windows: Sequence[tuple[float, float]], gain_db: float,
         pcm = np.frombuffer(proc.stdout, np.int16).reshape(-1, len(LAYOUT_51))
         full = np.flatnonzero((np.abs(pcm.astype(np.int32)) >= 32767).any(axis=1))
         truth = []
+        gap = round(EPISODE_GAP_S * SAMPLE_RATE)
         for a, b in windows:
             inside = full[(full >= round(a * SAMPLE_RATE)) & (full < round(b * SAMPLE_RATE))]
-            if inside.size:
-                truth.append(Defect("clipping", round(inside[0] / SAMPLE_RATE, 4),
-                                    round((inside[-1] + 1) / SAMPLE_RATE, 4), 1.0,
-                                    {"gain_db": gain_db, "aac_generations": generations,
-                                     "clipped_samples": int(inside.size)}))
+            # one episode per run of full-scale samples, runs less than EPISODE_GAP_S apart
+            # joined: a quiet passage inside the boosted window can stay below full scale
+            # for longer than that, and then the listener hears two bursts of distortion
+            for run in np.split(inside, np.flatnonzero(np.diff(inside) > gap) + 1):
+                if run.size:
+                    truth.append(Defect("clipping", round(run[0] / SAMPLE_RATE, 4),
+                                        round((run[-1] + 1) / SAMPLE_RATE, 4), 1.0,
+                                        {"gain_db": gain_db, "aac_generations": generations,
+                                         "clipped_samples": int(run.size)}))
         _audio_filter(af, lambda _src: [], generations)(w, out, src)
         return truth
     return make

@@ -43,9 +43,10 @@ schema ``avmon watch`` and ``avmon serve`` speak), the message attributes ``stre
 (``<stream>/<detector>/<start>``, with ``~<run>`` for a run other than the live one, so a
 re-upload's defects are not taken for duplicates), so a consumer drops a repeat the same way.
 Events are queued in the item (``outbox``) by the same conditional write that merges the
-segment, published, then removed; an aggregator that dies in between leaves them queued, and
-the next aggregator of the stream publishes what is older than a Lambda timeout again, with the
-same ids (at least once, never lost).
+segment, published, then removed; an aggregator whose publish fails releases what it did not
+send (the workflow's retry of the step publishes it), and one that dies in between leaves it
+queued: the stream's next aggregator publishes what is older than a Lambda timeout again, with
+the same ids (at least once, never lost).
 
 **Times.** Segment times are on the stream's clock (an MPEG-TS stream's PTS in seconds, as
 ``avmon watch`` reports them). A job with ``start_utc`` (its segment's
@@ -366,31 +367,45 @@ def advance(states: StateStore, store: ObjectStore, notifier: Notifier, report: 
         mine = [Queued(queued_at=now, event=e.to_dict()) for e in events]
         if not mine and not stale and new == state:
             return Advance(state.merged, [], attempt)
-        new.outbox = [q for q in new.outbox if q not in stale] + stale + mine
+        new = new.model_copy(deep=True)
+        # claimed now: another aggregator takes them over only after another timeout
+        claimed = [Queued(queued_at=now, event=q.event) for q in stale]
+        new.outbox = [q for q in new.outbox if q not in stale] + claimed + mine
         if not states.save(report.stream, report.run, _document(new), state.version,
                            _expires(now, expire_days)):
             sleep(random.uniform(0, 0.05 * 2 ** min(attempt, 5)))
             continue
         new.version = state.version + 1
         out = [DefectEvent.from_dict(q.event) for q in stale + mine]
-        for event in out:
-            notifier.announce(event)
-        _done(states, new, {e.id for e in out}, expire_days, clock)
+        sent: list[DefectEvent] = []
+        try:
+            for event in out:
+                notifier.announce(event)
+                sent.append(event)
+        except Exception:
+            # what was not sent is released (queued at 0): the workflow's retry of this step,
+            # or the stream's next aggregator, publishes it without waiting for a timeout
+            _settle(states, new, {e.id for e in sent}, {e.id for e in out[len(sent):]},
+                    expire_days, clock)
+            raise
+        _settle(states, new, {e.id for e in out}, set(), expire_days, clock)
         return Advance(new.merged, out, attempt)
     raise StorageThrottledError(f"state of {report.stream} run {report.run}: still contended"
                                 f" after {ATTEMPTS} conditional writes")
 
 
-def _done(states: StateStore, state: StreamState, ids: set[str], expire_days: int,
-          clock: Callable[[], float]) -> None:
-    """Remove published events from the outbox (whoever wrote since, they stay removed)."""
-    if not ids:
+def _settle(states: StateStore, state: StreamState, sent: set[str], released: set[str],
+            expire_days: int, clock: Callable[[], float]) -> None:
+    """Remove published events from the outbox and release unpublished ones (whoever wrote
+    since, the change is applied to what they wrote)."""
+    if not sent and not released:
         return
     for _ in range(ATTEMPTS):
-        current = state
-        fresh = StreamState.model_validate({**_document(current), "version": current.version})
-        fresh.outbox = [q for q in fresh.outbox if q.event.get("id") not in ids]
-        if states.save(state.stream, state.run, _document(fresh), current.version,
+        fresh = state.model_copy(deep=True)
+        fresh.outbox = [q if q.event.get("id") not in released else
+                        Queued(queued_at=0.0, event=q.event)
+                        for q in fresh.outbox if q.event.get("id") not in sent]
+        if states.save(state.stream, state.run, _document(fresh), state.version,
                        _expires(clock(), expire_days)):
             return
         loaded = states.load(state.stream, state.run)

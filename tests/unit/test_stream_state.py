@@ -79,6 +79,17 @@ def hls(source: Path, out: Path) -> list[Path]:
     return sorted(out.glob("cam_*.ts"))
 
 
+def single_on_stream_clock(playlist: Path, whole: Path) -> dict[str, Defect]:
+    """``avmon analyze`` on the stream of ``playlist`` as one file, its times moved to the
+    stream's clock (analyze counts from the first timestamp; the pipeline reports PTS)."""
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(playlist), "-c", "copy",
+                    str(whole)], check=True)
+    with MediaReader(whole) as reader:
+        origin = reader.origin
+    return {x.detector: Defect(x.detector, x.start_s + origin, x.end_s + origin, x.confidence,
+                               x.details) for x in analyze(whole).report.defects}
+
+
 def program_date_times(playlist: Path) -> list[str]:
     return re.findall(r"#EXT-X-PROGRAM-DATE-TIME:(\S+)", playlist.read_text())
 
@@ -88,13 +99,7 @@ def stream(tmp_path_factory: pytest.TempPathFactory) -> Stream:
     d = tmp_path_factory.mktemp("state")
     synthesize(SynthRequest(d / "src.ts", 26, tuple(parse_defects(DEFECTS)), 160, 96, seed=7))
     segments = hls(d / "src.ts", d)
-    whole = d / "whole.ts"  # the same stream as one file: what analyze reads
-    subprocess.run(["ffmpeg", "-v", "error", "-i", str(d / "live.m3u8"), "-c", "copy",
-                    str(whole)], check=True)
-    with MediaReader(whole) as reader:
-        origin = reader.origin  # analyze counts from the first timestamp; segments on PTS
-    single = {x.detector: Defect(x.detector, x.start_s + origin, x.end_s + origin, x.confidence,
-                                 x.details) for x in analyze(whole).report.defects}
+    single = single_on_stream_clock(d / "live.m3u8", d / "whole.ts")
     store, starter = FakeStore(), FakeStarter()
     for n, path in enumerate(segments):
         key = f"ingest/cam/{n:06d}.ts"

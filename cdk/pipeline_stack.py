@@ -2,8 +2,9 @@
 
 S3 (the media bucket: segments, frames, audio buffers, results, reports), a Lambda per role (ingest,
 media converter, one per detector, aggregator), the Step Functions state machine loaded from
-``statemachine/pipeline.asl.json`` with ``definition_substitutions``, and an SNS topic for defect
-notifications. Every function may touch only its own keys.
+``statemachine/pipeline.asl.json`` with ``definition_substitutions``, a DynamoDB table of each
+stream's running state across segments (the aggregator's only), and an SNS topic for defect
+events. Every function may touch only its own keys.
 
 Nothing fails silently: an ingest event that still fails after Lambda's retries goes to a
 dead-letter queue; failed executions, a non-empty dead-letter queue and any function's errors
@@ -19,6 +20,7 @@ from typing import Any
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -146,11 +148,31 @@ class PipelineStack(cdk.Stack):  # type: ignore[misc]  # aws_cdk is not analysed
             self.allow(fn, "s3:PutObject", f"{keys.RESULTS}{detector}/")
             self.detectors[detector] = fn
 
+        # the stream's running state across segments (avmon.pipeline.state): one small item
+        # per stream and run, written conditionally; it expires with the reports (TTL)
+        self.states = dynamodb.Table(
+            self, "StreamStates",
+            partition_key=dynamodb.Attribute(name="stream", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="run", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True),
+            time_to_live_attribute="expires_at",
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
         self.aggregator = function("Aggregator", config.aggregator_memory_mb,
-                                   {"AVMON_TOPIC_ARN": self.topic.topic_arn})
-        self.allow(self.aggregator, "s3:GetObject", keys.RESULTS)
+                                   {"AVMON_TOPIC_ARN": self.topic.topic_arn,
+                                    "AVMON_STATE_TABLE": self.states.table_name})
+        # its results, the reports of the segments it merges (the state's tail), the run record
+        # (how many segments an upload has)
+        self.allow(self.aggregator, "s3:GetObject", keys.RESULTS, keys.REPORTS, keys.RUNS)
         self.allow(self.aggregator, "s3:PutObject", keys.REPORTS)
         self.topic.grant_publish(self.aggregator)
+        # the state protocol needs exactly these two calls, on this table only
+        self.aggregator.add_to_role_policy(iam.PolicyStatement(
+            actions=["dynamodb:GetItem", "dynamodb:PutItem"],
+            resources=[self.states.table_arn]))
 
         workflow_logs = logs.LogGroup(self, "WorkflowLogs", retention=retention,
                                       removal_policy=cdk.RemovalPolicy.DESTROY)
@@ -205,6 +227,7 @@ class PipelineStack(cdk.Stack):  # type: ignore[misc]  # aws_cdk is not analysed
         cdk.CfnOutput(self, "BucketName", value=self.bucket.bucket_name)
         cdk.CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
         cdk.CfnOutput(self, "TopicArn", value=self.topic.topic_arn)
+        cdk.CfnOutput(self, "StateTableName", value=self.states.table_name)
         self.acknowledge_findings()
 
     def alarm(self, name: str, metric: cloudwatch.IMetric, description: str) -> None:

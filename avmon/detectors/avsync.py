@@ -103,6 +103,7 @@ VIDEO_MEDIAN = 4        # picture change is measured against the median of this 
 SMOOTH_BINS = 2         # Gaussian sigma (bins) of both envelopes: frame times are quantized
 PEAK_LOBE_MS = 60.0     # the correlation within this distance of the peak belongs to the peak
 EVENT_S = 0.5           # moments of a window that count as separate events
+CUE_HISTORY = 2         # frame changes (and 5 ms audio windows: twice this) seen before a cue
 
 
 class Estimate(NamedTuple):
@@ -236,7 +237,11 @@ class AvSyncScanner:
         self._recent.append(change)
         # a cut in a dark scene moves the picture by a few levels only: what makes it a cue is
         # the jump against the recent frame-to-frame change, with a small absolute floor
-        if (change >= self.config.video_jump
+        # a scanner that starts mid-stream (a segment) knows no recent level for its first
+        # frames: ordinary motion would pass as a cut there, so a cue needs CUE_HISTORY changes
+        # of history (one process loses only its stream's first frames to this)
+        if (len(self._recent) >= CUE_HISTORY
+                and change >= self.config.video_jump
                 and change >= self.config.video_jump_ratio * level
                 and frame.t - self._last_video_cue > 0.2):
             self.video_cues.append(round(frame.t, 4))
@@ -278,7 +283,10 @@ class AvSyncScanner:
         k = len(self._history) + np.arange(len(power))
         lo = np.maximum(k - depth, 0)
         before = (csum[k] - csum[lo]) / np.maximum(k - lo, 1)
-        full = (k - lo) == depth
+        # a scanner that starts mid-stream (a segment) has no history for its first windows:
+        # an onset needs 2 * CUE_HISTORY windows of it, not all ``depth`` (else an onset in a
+        # segment's first 50 ms is lost and its video cue pairs with a wrong sound)
+        full = (k - lo) >= min(depth, 2 * CUE_HISTORY)
         level = 10 * np.log10(power)
         rise = level - 10 * np.log10(np.maximum(before, 1e-20))
         hits = np.flatnonzero(full & (level >= cfg.audio_floor_dbfs) & (rise >= cfg.audio_rise_db))

@@ -303,6 +303,7 @@ class Deployment:
     state_machine_arn: str
     topic_arn: str
     functions: dict[str, str]  # physical name -> role name (Converter, FreezeDetector, ...)
+    state_table: str = ""      # the streams' running state across segments (DynamoDB)
 
 
 class LocalCloud:
@@ -410,7 +411,7 @@ class LocalCloud:
                          machine["Properties"].get("DefinitionSubstitutions", {}).items()}
         self._register_executable_state_machine(outputs["StateMachineArn"], substitutions)
         return Deployment(outputs["BucketName"], outputs["StateMachineArn"], outputs["TopicArn"],
-                          dict(self._names))
+                          dict(self._names), outputs.get("StateTableName", ""))
 
     def _stage_assets(self, outdir: Path, stack_name: str) -> None:
         """Upload each asset the way ``cdk deploy`` does: to the bootstrap bucket, by hash."""

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple, Self
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from avmon.detectors.base import Evidence
 from avmon.errors import MediaOpenError
@@ -54,6 +55,31 @@ class SegmentJob(Contract):
     segment: int = Field(ge=0)
     key: str = Field(min_length=1)
     start_s: float
+    # ISO 8601 UTC of the segment's first picture (the playlist's EXT-X-PROGRAM-DATE-TIME), if
+    # known: events about the stream carry UTC times from it
+    start_utc: str | None = None
+
+    @field_validator("start_utc")
+    @classmethod
+    def _iso_8601(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_utc(value)
+        return value
+
+
+def parse_utc(text: str) -> float:
+    """ISO 8601 (``2026-11-30T04:20:30.467Z``; ``+0000`` as HLS playlists write it, or
+    ``+00:00``) as POSIX seconds; a time without a zone is UTC.
+
+    Raises ValueError for text that is not such a time.
+    """
+    value = text.strip().replace("Z", "+00:00")
+    if len(value) > 5 and value[-5] in "+-" and value[-3] != ":":
+        value = f"{value[:-2]}:{value[-2:]}"
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
 
 
 class FrameRef(NamedTuple):
@@ -167,6 +193,7 @@ class SegmentReport(Contract):
     status: Literal["complete", "incomplete", "failed"]
     start_s: float
     end_s: float | None = None
+    start_utc: str | None = None
     video: dict[str, Any] | None = None
     audio: dict[str, Any] | None = None
     frames: int = 0
@@ -183,6 +210,8 @@ class SegmentSummary(Contract):
     segment: int
     defects: int
     failed: list[str]
+    merged: int | None = None   # the stream's contiguous prefix of merged segments ends here
+    events: int = 0             # messages this aggregator published
 
 
 class RunRecord(Contract):

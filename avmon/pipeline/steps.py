@@ -10,8 +10,10 @@
 - ``detect``: one detector reads its batch of frames and/or audio back (one GET per object), runs
   the same scanner the single process runs, and writes its evidence to its own result key.
 - ``aggregate``: merges the detectors' evidence for the segment, stores the segment report, and
-  publishes to SNS when the segment has a defect. ``record_failure`` stores the report of a
-  segment whose execution failed, with the cause, so no failure is silent.
+  merges the segment into its stream's running state (``avmon.pipeline.state``), which publishes
+  one SNS message when a defect opens and one when it closes, across segment boundaries and in
+  any order of finishing. ``record_failure`` stores the report of a segment whose execution
+  failed, with the cause, so no failure is silent, and merges it too (a ``gap``).
 - ``assemble``: the stream's report from every segment report, with defects that cross segment
   boundaries joined (the same ``finalize`` as the single process).
 """
@@ -24,6 +26,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -37,6 +40,7 @@ from avmon.media.decode import MediaReader
 from avmon.media.segment import split_segments
 from avmon.model import AudioInfo, Defect, Report, StreamInfo, VideoInfo
 from avmon.pipeline import keys
+from avmon.pipeline import state as stream_state
 from avmon.pipeline.config import PipelineConfig
 from avmon.pipeline.contracts import (
     MAX_PAYLOAD,
@@ -56,7 +60,7 @@ from avmon.pipeline.contracts import (
     StepError,
     lambda_error_message,
 )
-from avmon.pipeline.ports import Notifier, ObjectStore, Starter
+from avmon.pipeline.ports import Notifier, ObjectStore, Starter, StateStore
 
 
 # -- ingest ----------------------------------------------------------------------------------
@@ -118,8 +122,10 @@ def ingest(store: ObjectStore, starter: Starter, upload: Upload, config: Pipelin
     jobs = []
     if live is not None:
         with MediaReader(io.BytesIO(data)) as reader:
+            # the segment's first picture on the stream's clock (its PTS), as convert expects:
+            # not the container's origin, which is the audio's start when audio leads
             jobs.append(SegmentJob(stream=stream, run=run, segment=live[1], key=upload.key,
-                                   start_s=reader.origin))
+                                   start_s=round(reader.origin + reader.track_start(), 6)))
     else:
         for seg in split_segments(io.BytesIO(data), config.segment_seconds):
             seg_key = keys.segment(stream, run, seg.index)
@@ -276,13 +282,27 @@ def detect(store: ObjectStore, detector: str, task: DetectorTask,
 
 
 # -- aggregate -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StateSettings:
+    """How the aggregator keeps the stream's state (see ``avmon.pipeline.state``)."""
+
+    states: StateStore
+    config: PipelineConfig
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+
+
 def aggregate(store: ObjectStore, notifier: Notifier, task: AggregateTask,
-              analysis: AnalysisConfig | None = None) -> SegmentSummary:
-    """Merge a segment's detector results into its report; notify when it has a defect.
+              analysis: AnalysisConfig | None = None, *,
+              state: StateSettings) -> SegmentSummary:
+    """Merge a segment's detector results into its report, store it, and merge the segment
+    into its stream's state, publishing what that opened or closed.
 
     ``task.results`` has one entry per detector branch: its batch results, or the failure the
-    workflow caught. Raises MissingResourceError if a result object is gone.
+    workflow caught. Raises MissingResourceError if a result object is gone,
+    StorageThrottledError if the state stays contended (the workflow retries the step).
     """
+    analysis = analysis or AnalysisConfig()
     m, job = task.manifest, task.manifest.job
     evidence: dict[str, list[Evidence]] = {}
     failed: dict[str, StepError] = {}
@@ -293,31 +313,45 @@ def aggregate(store: ObjectStore, notifier: Notifier, task: AggregateTask,
             continue
         for ref in branch:
             evidence.setdefault(ref.detector, []).append(store.get_json(ref.key)["evidence"])
-    defects = finalize_all(build(analysis or AnalysisConfig(), list(evidence)), evidence)
+    defects = finalize_all(build(analysis, list(evidence)), evidence)
     report = SegmentReport(
         stream=job.stream, run=job.run, segment=job.segment,
         status="incomplete" if failed else "complete", start_s=job.start_s, end_s=m.end_s,
-        video=m.video, audio=m.audio_info, frames=len(m.frames), evidence=evidence,
-        failed=failed, defects=[d.to_dict() for d in defects])
+        start_utc=job.start_utc, video=m.video, audio=m.audio_info, frames=len(m.frames),
+        evidence=evidence, failed=failed, defects=[d.to_dict() for d in defects])
     store.put_json(keys.report(job.stream, job.run, job.segment), report.to_dict())
-    alerts = [d for d in defects if not d.unmeasured]  # "could not measure" is not a defect
-    if alerts:
-        notifier.publish(f"avmon: {len(alerts)} defect(s) in {job.stream}",
-                         {"stream": job.stream, "run": job.run, "segment": job.segment,
-                          "defects": report.defects})
+    done = _advance(store, notifier, report, analysis, state)
     return SegmentSummary(stream=job.stream, run=job.run, segment=job.segment,
-                          defects=len(defects), failed=sorted(failed))
+                          defects=len(defects), failed=sorted(failed), merged=done.merged,
+                          events=len(done.published))
 
 
-def record_failure(store: ObjectStore, failure: SegmentFailure) -> SegmentSummary:
-    """Store the report of a segment whose conversion failed: status failed, with the cause."""
+def record_failure(store: ObjectStore, notifier: Notifier, failure: SegmentFailure,
+                   analysis: AnalysisConfig | None = None, *,
+                   state: StateSettings) -> SegmentSummary:
+    """Store the report of a segment whose conversion failed (status failed, with the cause)
+    and merge it into the stream's state: a ``gap`` there, and defects across it end at it."""
     job = failure.job
     why = StepError(error=failure.error.error, cause=lambda_error_message(failure.error.cause))
     report = SegmentReport(stream=job.stream, run=job.run, segment=job.segment, status="failed",
-                           start_s=job.start_s, failed={"segment": why})
+                           start_s=job.start_s, start_utc=job.start_utc,
+                           failed={"segment": why})
     store.put_json(keys.report(job.stream, job.run, job.segment), report.to_dict())
+    done = _advance(store, notifier, report, analysis or AnalysisConfig(), state)
     return SegmentSummary(stream=job.stream, run=job.run, segment=job.segment, defects=0,
-                          failed=["segment"])
+                          failed=["segment"], merged=done.merged, events=len(done.published))
+
+
+def _advance(store: ObjectStore, notifier: Notifier, report: SegmentReport,
+             analysis: AnalysisConfig, state: StateSettings) -> stream_state.Advance:
+    def context(evidence: Callable[[int], Any]) -> stream_state.MergeContext:
+        return stream_state.MergeContext(analysis, state.config.segment_seconds, evidence)
+
+    # an aggregator still running after its timeout is dead: what it queued is published again
+    return stream_state.advance(
+        state.states, store, notifier, report, context,
+        stale_after_s=float(state.config.timeout_s),
+        expire_days=state.config.reports_expire_days, clock=state.clock, sleep=state.sleep)
 
 
 # -- assemble --------------------------------------------------------------------------------

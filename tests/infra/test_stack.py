@@ -221,7 +221,7 @@ def s3_prefixes(statements: list[dict[str, Any]], action: str) -> set[str]:
     ("FreezeDetector", {"frames/*"}, {"results/freeze/*"}),
     ("SilenceDetector", {"audio/*"}, {"results/silence/*"}),
     ("AvSyncDetector", {"frames/*", "audio/*"}, {"results/av_sync/*"}),
-    ("Aggregator", {"results/*"}, {"reports/*"}),
+    ("Aggregator", {"results/*", "reports/*", "runs/*"}, {"reports/*"}),
     ("Ingest", {"ingest/*"}, {"segments/*", "runs/*"}),
 ])
 def test_least_privilege_on_the_bucket(built, function, reads, writes):
@@ -243,6 +243,31 @@ def test_only_the_aggregator_publishes_and_only_ingest_starts_executions(built):
                    for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
         assert ("sns:Publish" in actions) == (fn == "Aggregator")
         assert ("states:StartExecution" in actions) == (fn == "Ingest")
+
+
+def test_the_stream_state_table_is_the_aggregators_alone(built):
+    _, template, _ = built
+    (name, table), = resources(template, "AWS::DynamoDB::Table").items()
+    p = table["Properties"]
+    assert {k["AttributeName"]: k["KeyType"] for k in p["KeySchema"]} == {
+        "stream": "HASH", "run": "RANGE"}
+    assert p["BillingMode"] == "PAY_PER_REQUEST"
+    assert p["SSESpecification"]["SSEEnabled"] is True
+    assert p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert p["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    for fn in ("Converter", "FreezeDetector", "Aggregator", "Ingest"):
+        grants = [s for s in role_statements(template, fn)
+                  if any(str(a).startswith("dynamodb:") for a in
+                         (s["Action"] if isinstance(s["Action"], list) else [s["Action"]]))]
+        if fn != "Aggregator":
+            assert grants == [], fn
+            continue
+        (grant,) = grants
+        assert sorted(grant["Action"]) == ["dynamodb:GetItem", "dynamodb:PutItem"]
+        assert grant["Resource"] == {"Fn::GetAtt": [name, "Arn"]}
+    env = next(f for k, f in resources(template, "AWS::Lambda::Function").items()
+               if k.startswith("Aggregator"))["Properties"]["Environment"]["Variables"]
+    assert env["AVMON_STATE_TABLE"] == {"Ref": name}
 
 
 def test_config_reaches_the_template(tmp_path):

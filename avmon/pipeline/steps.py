@@ -122,9 +122,10 @@ def ingest(store: ObjectStore, starter: Starter, upload: Upload, config: Pipelin
     Idempotent: the same event again (S3 delivers at least once) maps to the same run and starts
     only what is not started. An event whose ETag no longer matches the object (a re-upload came
     after it) is stale and starts nothing: the re-upload's own event runs the new content.
-    Raises MediaOpenError for input that is not media, MissingResourceError if the object is
-    gone, StorageThrottledError if executions are still unstarted after every retry (the Lambda
-    service retries the event, then hands it to the on-failure destination).
+    Raises MediaOpenError for input that is not media (or a fragmented MP4 segment),
+    MissingResourceError if the object is gone, StorageThrottledError if executions are still
+    unstarted after every retry (the Lambda service retries the event, then hands it to the
+    on-failure destination).
     """
     stream, run = keys.stream_id_of(upload.key), upload.run
     backoff = backoff or Backoff()
@@ -135,6 +136,11 @@ def ingest(store: ObjectStore, starter: Starter, upload: Upload, config: Pipelin
         return IngestResult(None)
     live = keys.live_segment(upload.key)
     jobs = []
+    if live is not None and upload.key.endswith(".m4s"):
+        # a fragment decodes only after its initialization segment (EXT-X-MAP), which no
+        # convention names reliably before the playlist does
+        raise MediaOpenError(f"{upload.key}: a fragmented MP4 segment; the pipeline decodes"
+                             " MPEG-TS segments (.ts)")
     if live is not None:
         with MediaReader(io.BytesIO(data)) as reader:
             # where its first picture is on the stream's clock (the transport stream's own

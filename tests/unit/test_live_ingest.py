@@ -225,3 +225,10 @@ def test_the_handler_reads_a_playlist_and_the_report_lists_the_gap(hls: Path) ->
     gaps = [d for d in status.result.report.defects if d.detector == GAP]
     assert len(gaps) == 1 and gaps[0].details["start_utc"].endswith("Z")
     assert 2 not in status.missing
+
+
+def test_a_fragmented_mp4_segment_is_refused_in_one_line() -> None:
+    store = FakeStore()
+    with pytest.raises(MediaOpenError, match="fragmented MP4 segment; the pipeline decodes"):
+        ingest(store, FakeStarter(), put(store, "ingest/x/c_1.m4s", b"moof", "2026-11-30T01Z"),
+               PipelineConfig(), NO_WAIT)

@@ -8,7 +8,9 @@ import functools
 import http.server
 import os
 import shutil
+import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -103,6 +105,34 @@ def test_a_deleted_segment_is_a_gap_found_published_and_reported(cloud: LocalClo
     reports = [k for k in sim.keys if k.startswith(keys.reports_of("gapped/chan", "live"))]
     assert reports == [keys.report("gapped/chan", "live", s.sequence) for s in p.segments
                        if s.sequence != 2]
+
+
+def test_a_live_playlist_is_followed_until_its_endlist(cloud: LocalCloud, hls: Path,
+                                                        tmp_path: Path) -> None:
+    """ffmpeg -re writes the playlist as the stream plays; the simulation reloads it until
+    EXT-X-ENDLIST and uploads every segment once, in order."""
+    out = tmp_path / "live"
+    out.mkdir()
+    packager = subprocess.Popen(
+        ["ffmpeg", "-loglevel", "error", "-re", "-i", str(hls.parent.parent / "ch1-source.ts"),
+         "-c", "copy", "-f", "hls", "-hls_time", "1", "-hls_list_size", "0",
+         "-hls_flags", "program_date_time", "-hls_segment_filename", str(out / "cam-%d.ts"),
+         str(out / "cam.m3u8")])
+    try:
+        deadline = time.monotonic() + 20
+        while not (out / "cam.m3u8").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        first = parse_playlist((out / "cam.m3u8").read_text(), "cam.m3u8")
+        assert not first.ended  # still being written: the simulation has to follow it
+        sim = simulate_playlist(str(out / "cam.m3u8"), cloud=cloud)
+    finally:
+        packager.wait(timeout=30)
+    final = parse_playlist((out / "cam.m3u8").read_text(), "cam.m3u8")
+    assert sim.playlist is not None and sim.playlist["ended"]
+    assert sim.playlist["stream"] == "cam/cam" and sim.playlist["uploaded"] == len(final.segments)
+    reports = [k for k in sim.keys if k.startswith(keys.reports_of("cam/cam", "live"))]
+    assert reports == [keys.report("cam/cam", "live", s.sequence) for s in final.segments]
+    assert sim.exit_code == 0
 
 
 def test_a_whole_file_simulation_lists_its_alerts(cloud: LocalCloud, hls: Path) -> None:

@@ -240,7 +240,8 @@ def _why(exc: OSError) -> str:
 
 def read_playlist(location: str) -> Playlist:
     """Fetch and parse a media playlist. Raises MediaOpenError (one line: unreachable, not a
-    playlist, or one the pipeline cannot take)."""
+    playlist, or one the pipeline cannot take: a master playlist, fMP4, segments whose names
+    would not land as live segments)."""
     try:
         text = fetch(location).decode("utf-8", "replace")
     except OSError as exc:
@@ -252,6 +253,11 @@ def read_playlist(location: str) -> Playlist:
     if playlist.init:
         raise MediaOpenError(f"{location}: fragmented MP4 segments (EXT-X-MAP); the pipeline"
                              " decodes MPEG-TS segments")
+    for seg in playlist.segments:  # each must land as a live segment, not as a whole file
+        if keys.live_segment(keys.resolve(f"{keys.INGEST}stream/index.m3u8", seg.name)) is None:
+            raise MediaOpenError(
+                f"{location}: segment {seg.name!r} is not named as a packager names live"
+                " segments (a name ending in its number, .ts)")
     return playlist
 
 

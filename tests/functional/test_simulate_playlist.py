@@ -147,9 +147,16 @@ def test_a_whole_file_simulation_lists_its_alerts(cloud: LocalCloud, hls: Path) 
     ("missing.m3u8", "cannot read the playlist: No such file"),
     ("{served}/nothing.m3u8", "cannot read the playlist: HTTP 404"),
     ("{served}/chan_00000.ts", "not an HLS playlist"),
+    ("http://127.0.0.1:9/live.m3u8", "cannot read the playlist: [Errno 111] Connection refused"),
+    ("{tmp}/movie.m3u8", "segment 'movie.ts' is not named as a packager names live segments"),
+    ("{tmp}/master.m3u8", "a master playlist"),
+    ("{tmp}/fmp4.m3u8", "fragmented MP4 segments"),
 ])
-def test_bad_playlists_are_one_line_errors(where: str, why: str, served: str,
+def test_bad_playlists_are_one_line_errors(where: str, why: str, served: str, tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["simulate", where.format(served=served)])
+    (tmp_path / "movie.m3u8").write_text("#EXTM3U\n#EXTINF:2,\nmovie.ts\n#EXT-X-ENDLIST\n")
+    (tmp_path / "master.m3u8").write_text("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nlo.m3u8\n")
+    (tmp_path / "fmp4.m3u8").write_text('#EXTM3U\n#EXT-X-MAP:URI="i.mp4"\n#EXTINF:2,\nc_1.m4s\n')
+    code = main(["simulate", where.format(served=served, tmp=tmp_path)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0 and len(err) == 1 and why in err[0] and err[0].startswith("avmon: error:")

@@ -232,3 +232,16 @@ def test_a_fragmented_mp4_segment_is_refused_in_one_line() -> None:
     with pytest.raises(MediaOpenError, match="fragmented MP4 segment; the pipeline decodes"):
         ingest(store, FakeStarter(), put(store, "ingest/x/c_1.m4s", b"moof", "2026-11-30T01Z"),
                PipelineConfig(), NO_WAIT)
+
+
+@pytest.mark.parametrize(("location", "folder"), [
+    ("/streams/ch1/index.m3u8", "ch1"),            # a generic name: its folder's
+    ("/streams/ch1/cam 2.m3u8", "cam-2"),          # its own name, made safe for a key
+    ("http://origin:8080/live/ch7/playlist.m3u8?token=x", "ch7"),
+    ("https://origin/news.m3u8", "news"),
+])
+def test_the_simulation_uploads_a_playlist_to_a_folder_named_after_it(location: str,
+                                                                      folder: str) -> None:
+    from avmon.localcloud.simulate import is_playlist, playlist_folder
+    assert playlist_folder(location) == folder
+    assert is_playlist(location)

@@ -228,13 +228,15 @@ def ingest_playlist(store: ObjectStore, notifier: Notifier, upload: Upload) -> P
     playlist's window unlisted, and an EXT-X-DISCONTINUITY each become a ``gap`` finding,
     published as an open and a close event (the schema ``avmon watch`` speaks, ids derived from
     the stream and time, so a repeat is recognisable) and kept in the playlist record, where
-    the stream's report finds them. Segment start times map to the stream's clock through the
+    the stream's report finds them; a retry after a failed publish publishes them again (the
+    same event ids). Segment start times map to the stream's clock through the
     latest live segment ingested (its first timestamp, plus the EXTINF durations between), and
     to UTC through EXT-X-PROGRAM-DATE-TIME.
 
     Raises MediaOpenError for a file that is not a media playlist of packager-named segments
     (a master playlist, names ``keys.live_segment`` does not recognise, two streams in one),
-    MissingResourceError if the object is gone.
+    MissingResourceError if the object is gone, StorageThrottledError if publishing or the
+    record's write is throttled (the event is retried).
     """
     data = store.get(upload.key)
     etag = upload.etag.strip('"')
@@ -266,10 +268,12 @@ def ingest_playlist(store: ObjectStore, notifier: Notifier, upload: Upload) -> P
         checked_through=max(last, checked if checked is not None else last),
         entries=tuple(kept[s] for s in sorted(kept)[-WINDOW:]),
         gaps=(*(before.gaps if before else ()), *gaps))
-    store.put_json(keys.playlist_record(stream), record.to_dict())
+    # published before the record says they were found: a failed publish fails the invocation,
+    # Lambda retries it and the retry finds them again (at least once, never lost)
     for gap in gaps:
         for event in _gap_events(stream, gap):
             notifier.publish(f"avmon: gap in {stream}", event.to_dict())
+    store.put_json(keys.playlist_record(stream), record.to_dict())
     return PlaylistResult(record, gaps)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from avmon.errors import MediaOpenError
+from avmon.errors import MediaOpenError, StorageThrottledError
 from avmon.events import GAP, DefectEvent
 from avmon.media.playlist import parse_playlist, render_playlist
 from avmon.pipeline import keys
@@ -245,3 +245,23 @@ def test_the_simulation_uploads_a_playlist_to_a_folder_named_after_it(location: 
     from avmon.localcloud.simulate import is_playlist, playlist_folder
     assert playlist_folder(location) == folder
     assert is_playlist(location)
+
+
+class _SnsDownOnce(FakeNotifier):
+    def publish(self, subject: str, message: dict[str, object]) -> None:
+        if not self.messages and not getattr(self, "failed", False):
+            self.failed = True
+            raise StorageThrottledError("sns: throttled (Throttling)")
+        super().publish(subject, message)
+
+
+def test_a_gap_whose_publish_failed_is_published_by_the_retry() -> None:
+    store, notifier = FakeStore(), _SnsDownOnce()
+    store.objects["ingest/x/c_7.m4s"] = b"segment"
+    text = b"#EXTM3U\n#EXTINF:2,\nc_7.m4s\n#EXTINF:2,\nc_8.m4s\n"
+    upload = put(store, "ingest/x/index.m3u8", text, "2026-11-30T01:00:00Z")
+    with pytest.raises(StorageThrottledError):
+        ingest_playlist(store, notifier, upload)
+    result = ingest_playlist(store, notifier, upload)  # Lambda's retry of the same event
+    assert [g["details"]["media_sequence"] for g in result.gaps] == [1]
+    assert [m["event"] for _, m in notifier.messages] == ["open", "close"]

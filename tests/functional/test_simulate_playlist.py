@@ -88,7 +88,9 @@ def test_a_deleted_segment_is_a_gap_found_published_and_reported(cloud: LocalClo
     folder = tmp_path / "ch1"
     shutil.copytree(hls.parent, folder)
     (folder / "chan_00002.ts").unlink()
-    sim = simulate_playlist(str(folder / "index.m3u8"), cloud=cloud, folder="gapped")
+    paced: list[float] = []  # --live: the wait after each segment, up to its EXTINF
+    sim = simulate_playlist(str(folder / "index.m3u8"), cloud=cloud, folder="gapped",
+                            live=True, sleep=paced.append)
     assert sim.playlist is not None
     assert [u["media_sequence"] for u in sim.playlist["unreadable"]] == [2]
     assert sim.exit_code == 0  # a gap in the stream is a finding, not a pipeline failure
@@ -102,6 +104,9 @@ def test_a_deleted_segment_is_a_gap_found_published_and_reported(cloud: LocalClo
     assert closed.end_s == pytest.approx(gap["end_s"], abs=0.001)
     p = parse_playlist(hls.read_text(), str(hls))
     assert closed.end_s - closed.start_s == pytest.approx(p.segments[2].duration, abs=0.01)
+    assert len(paced) == len(p.segments)
+    assert all(0 <= w <= s.duration for w, s in zip(paced, p.segments, strict=True))
+    assert sim.playlist["live_pace"]
     reports = [k for k in sim.keys if k.startswith(keys.reports_of("gapped/chan", "live"))]
     assert reports == [keys.report("gapped/chan", "live", s.sequence) for s in p.segments
                        if s.sequence != 2]

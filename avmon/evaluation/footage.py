@@ -22,8 +22,9 @@ Truth times: video defects are whole frames, from frame indices (start = first f
 = the time after the last frame), exact to the frame. Audio defects are applied on 10 ms blocks
 (``asetnsamples``) at times that are multiples of 10 ms, so they are exact to the sample before
 AAC; AAC moves a transient by up to one 1024-sample frame (21 ms). Clipping truth is measured on
-the 16-bit signal before AAC (first to last sample at full scale in each boosted window: a quiet
-passage may not reach full scale even boosted). Packet-loss truth is measured too,
+the 16-bit signal before AAC: first to last sample at full scale in each boosted window, split
+where no sample reaches full scale for more than 250 ms (a quiet passage may not reach full
+scale even boosted: two bursts of distortion, not one). Packet-loss truth is measured too,
 not planned: the damaged and the clean stream are both decoded with avmon's MediaReader and every
 picture that is missing, concealed or visibly different (more than 0.1% of its pixels off by more
 than 8 levels) is damaged; damaged pictures less than 0.2 s apart form one interval.
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -112,19 +114,19 @@ def fetch_clips(cache: Path | None = None) -> dict[str, Path]:
 
 @dataclass(frozen=True)
 class Source:
-    """A clip looped ``copies`` times, each copy trimmed to ``frames`` pictures."""
+    """A clip cut into ``shots`` (first picture, number of pictures) joined in order: the clip
+    looped (the same whole clip again and again) or a programme re-edited from it."""
 
     key: str
     clip: str
-    copies: int
-    frames: int
+    shots: tuple[tuple[int, int], ...]
     fps: Fraction
     size: tuple[int, int]
     audio: bool
 
     @property
     def total_frames(self) -> int:
-        return self.copies * self.frames
+        return sum(n for _, n in self.shots)
 
     @property
     def duration(self) -> float:
@@ -139,13 +141,40 @@ class Source:
         return round(2 * self.fps)  # a keyframe every 2 s, as live encoders use
 
 
+def looped(frames: int, copies: int) -> tuple[tuple[int, int], ...]:
+    """The whole clip (its first ``frames`` pictures) ``copies`` times."""
+    return ((0, frames),) * copies
+
+
+def re_edited(clip_frames: int, seconds: float, fps: int, seed: int) -> tuple[tuple[int, int], ...]:
+    """Shots of 0.8-2.4 s from random places of the clip (fixed seed), about ``seconds`` long.
+
+    What an editor makes of a short clip: picture and sound cut together at every shot change,
+    the events in a new order and at irregular times, never a loop (a loop repeats every event
+    at one period, which A/V sync by correlation cannot tell from the content's own rhythm)."""
+    rng = random.Random(seed)
+    shots: list[tuple[int, int]] = []
+    total, last = 0, -100
+    while total < seconds * fps:
+        n = rng.randint(round(0.8 * fps), round(2.4 * fps))
+        first = rng.randint(0, clip_frames - n - 1)
+        if abs(first - last) < 10:  # the next shot starts somewhere else in the clip
+            continue
+        shots.append((first, n))
+        total, last = total + n, first
+    return tuple(shots)
+
+
 SOURCES = {
-    "bbb": Source("bbb", "bigbuckbunny.mp4", 5, 132, Fraction(25), (1280, 720), True),
-    "bikes": Source("bikes", "bikes.mp4", 2, 250, Fraction(25), (640, 272), False),
-    "carphone": Source("carphone", "carphone_pristine.mp4", 6, 120, Fraction(30000, 1001),
-                       (176, 144), False),
+    "bbb": Source("bbb", "bigbuckbunny.mp4", looped(132, 5), Fraction(25), (1280, 720), True),
+    "bbbedit": Source("bbbedit", "bigbuckbunny.mp4", re_edited(132, 30.0, 25, seed=1),
+                      Fraction(25), (1280, 720), True),
+    "bikes": Source("bikes", "bikes.mp4", looped(250, 2), Fraction(25), (640, 272), False),
+    "carphone": Source("carphone", "carphone_pristine.mp4", looped(120, 6),
+                       Fraction(30000, 1001), (176, 144), False),
 }
-CONTENT = {"bbb": "bigbuckbunny", "bikes": "bikes", "carphone": "carphone"}
+CONTENT = {"bbb": "bigbuckbunny", "bbbedit": "bigbuckbunny (re-edited)", "bikes": "bikes",
+           "carphone": "carphone"}
 
 
 class Workshop:
@@ -174,15 +203,21 @@ class Workshop:
             return out
         inputs: list[str] = []
         chains, pads = [], []
-        samples = round(src.frames / src.fps * SAMPLE_RATE)
-        for i in range(src.copies):
+        # the concat filter joins the shots, each trimmed to whole frames and the matching audio
+        # samples, so picture and sound cut together (one input per shot: nothing is buffered)
+        for i, (first, count) in enumerate(src.shots):
             inputs += ["-i", os.fspath(self.clips[src.clip])]
-            chains.append(f"[{i}:v]trim=end_frame={src.frames},setpts=PTS-STARTPTS[v{i}]")
+            chains.append(f"[{i}:v]trim=start_frame={first}:end_frame={first + count},"
+                          f"setpts=PTS-STARTPTS[v{i}]")
             pads.append(f"[v{i}]")
             if src.audio:
-                chains.append(f"[{i}:a]atrim=end_sample={samples},asetpts=PTS-STARTPTS[a{i}]")
+                a = round(first / src.fps * SAMPLE_RATE)
+                b = round((first + count) / src.fps * SAMPLE_RATE)
+                chains.append(f"[{i}:a]atrim=start_sample={a}:end_sample={b},"
+                              f"asetpts=PTS-STARTPTS[a{i}]")
                 pads.append(f"[a{i}]")
-        graph = ";".join(chains) + f";{''.join(pads)}concat=n={src.copies}:v=1:a={int(src.audio)}"
+        n = len(src.shots)
+        graph = ";".join(chains) + f";{''.join(pads)}concat=n={n}:v=1:a={int(src.audio)}"
         graph += "[v][a]" if src.audio else "[v]"
         maps = ["-map", "[v]"] + (["-map", "[a]"] if src.audio else [])
         tmp = out.with_name(out.stem + ".part.mp4")
@@ -315,6 +350,11 @@ def _dead_channels(dead: Sequence[tuple[str, float, float]]) -> Callable[..., li
     return _audio_filter(";".join(chains), defects)
 
 
+# Full-scale samples less than this apart are one clipping episode: what a listener hears as
+# one distortion (the clipping detector's merge_gap_s, chosen on the same ground)
+EPISODE_GAP_S = 0.25
+
+
 def _clipping(windows: Sequence[tuple[float, float]], gain_db: float,
               generations: int) -> Callable[..., list[Defect]]:
     """Boost windows of the soundtrack in float, then convert to 16-bit: the conversion clips at
@@ -335,21 +375,35 @@ def _clipping(windows: Sequence[tuple[float, float]], gain_db: float,
         pcm = np.frombuffer(proc.stdout, np.int16).reshape(-1, len(LAYOUT_51))
         full = np.flatnonzero((np.abs(pcm.astype(np.int32)) >= 32767).any(axis=1))
         truth = []
+        gap = round(EPISODE_GAP_S * SAMPLE_RATE)
         for a, b in windows:
             inside = full[(full >= round(a * SAMPLE_RATE)) & (full < round(b * SAMPLE_RATE))]
-            if inside.size:
-                truth.append(Defect("clipping", round(inside[0] / SAMPLE_RATE, 4),
-                                    round((inside[-1] + 1) / SAMPLE_RATE, 4), 1.0,
-                                    {"gain_db": gain_db, "aac_generations": generations,
-                                     "clipped_samples": int(inside.size)}))
+            # one episode per run of full-scale samples, runs less than EPISODE_GAP_S apart
+            # joined: a quiet passage inside the boosted window can stay below full scale
+            # for longer than that, and then the listener hears two bursts of distortion
+            for run in np.split(inside, np.flatnonzero(np.diff(inside) > gap) + 1):
+                if run.size:
+                    truth.append(Defect("clipping", round(run[0] / SAMPLE_RATE, 4),
+                                        round((run[-1] + 1) / SAMPLE_RATE, 4), 1.0,
+                                        {"gain_db": gain_db, "aac_generations": generations,
+                                         "clipped_samples": int(run.size)}))
         _audio_filter(af, lambda _src: [], generations)(w, out, src)
         return truth
     return make
 
 
-def _shift(offset_ms: int) -> Callable[..., list[Defect]]:
-    """Audio late (+) or early (-) against the picture for the whole stream."""
+def _shift(offset_ms: int, measurable: bool = True) -> Callable[..., list[Defect]]:
+    """Audio late (+) or early (-) against the picture for the whole stream.
+
+    ``measurable=False`` (the looped clip: every event repeated at the loop's period) makes the
+    truth "not measurable here" (``status: unknown``, never scored as a defect): the offset is
+    real, but the footage gives no evidence a content-agnostic estimator can trust, so the only
+    right answer is no number; any offset reported is a false alarm."""
     def defects(src: Source) -> list[Defect]:
+        if not measurable:
+            return [Defect("av_sync", 0.0, src.duration, 0.0,
+                           {"status": "unknown", "offset_ms": float(offset_ms),
+                            "reason": "looped clip: the same events every loop"})]
         return [Defect("av_sync", 0.0, src.duration, 1.0, {"offset_ms": float(offset_ms)})]
 
     def make(w: Workshop, out: Path, src: Source) -> list[Defect]:
@@ -546,15 +600,21 @@ STREAMS: tuple[RealStream, ...] = (
                False, _clipping([(7.0, 7.5), (17.2, 17.6)], 40.0, 1)),
     RealStream("bbb-clip-2gen.mp4", "bbb", "soundtrack +40 dB into 16-bit, 2 AAC generations",
                False, _clipping([(7.0, 7.5), (17.2, 17.6)], 40.0, 2)),
-    *(RealStream(f"bbb-sync{ms:+d}ms.mp4", "bbb",
-                 f"audio {'late' if ms > 0 else 'early'} by {abs(ms)} ms (whole stream)",
-                 False, _shift(ms)) for ms in (200, -200, 300, -300, 500, -500)),
+    RealStream("bbb-loop-sync-500ms.mp4", "bbb",
+               "audio early by 500 ms on the looped clip (truth: not measurable)", False,
+               _shift(-500, measurable=False)),
     RealStream("bbb-ts-loss.ts", "bbb", "MPEG-TS, 2 x 3 bursts of 7 lost video packets", False,
                _packet_loss(3, (0.3, 0.7), seed=5)),
     RealStream("bbb-vfr.mp4", "bbb", "variable frame rate (every 5th and 7th picture dropped)",
                True, _vfr),
     RealStream("bbb-dark-zoom.mp4", "bbb", "dark still slowly zooming (zoompan, eq)", True,
                _dark_zoom),
+    # Big Buck Bunny re-edited: 30 s of shots from the clip, picture and sound cut together
+    RealStream("bbb-edit-control.mp4", "bbbedit", "the re-edited programme, in sync", True,
+               _audio_filter("anull", lambda _src: [])),
+    *(RealStream(f"bbb-edit-sync{ms:+d}ms.mp4", "bbbedit",
+                 f"audio {'late' if ms > 0 else 'early'} by {abs(ms)} ms (whole stream)",
+                 False, _shift(ms)) for ms in (200, -200, 300, -300, 500, -500)),
     # bikes, 20 s, 640x272, no sound
     RealStream("bikes-control.mp4", "bikes", "the clip's own bitstream looped", True,
                _looped_copy("bikes.mp4", 2), from_base=False),

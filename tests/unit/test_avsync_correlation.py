@@ -12,7 +12,7 @@ import json
 import numpy as np
 import pytest
 
-from avmon.detectors.avsync import AvSyncDetector, is_unknown
+from avmon.detectors.avsync import AvSyncDetector, Estimate, is_unknown
 from avmon.frames import VideoFrame
 from tests.unit.helpers import SR, buffers
 
@@ -177,3 +177,32 @@ def test_two_coincidences_are_not_a_measurement() -> None:
                for e in estimates)  # the coincidence is there ...
     found = det.finalize([ev])
     assert offsets(found) == [] and all(is_unknown(d) for d in found)  # ... and not believed
+
+
+def looped(frames: list[VideoFrame], audio: np.ndarray, seconds: float,
+           copies: int) -> tuple[list[VideoFrame], np.ndarray]:
+    """The first ``seconds`` of a stream repeated ``copies`` times (ffmpeg's -stream_loop)."""
+    clip = [f for f in frames if f.t < seconds - 1e-9]
+    out = [VideoFrame(f.t + k * seconds, f.duration, f.luma) for k in range(copies) for f in clip]
+    return out, np.tile(audio[:, :round(seconds * SR)], (1, copies))
+
+
+def test_looped_clip_is_unknown_not_a_number() -> None:
+    """A 5.28 s clip looped six times repeats every event at one period: the correlation peak
+    is sharp but rests on one clip's events counted several times (on real footage it read a
+    wrong offset), so the estimator must say "unknown"."""
+    det = AvSyncDetector()
+    frames, audio = footage(seconds=6.0, offset_ms=-500)
+    found = det.finalize([evidence_of(*looped(frames, audio, 5.28, 6), det)])
+    assert offsets(found) == []
+    assert found and all(is_unknown(d) for d in found)
+    assert all("repeat" in d.details["reason"] for d in found)
+    windows = evidence_of(*looped(frames, audio, 5.28, 6), det)["windows"]
+    assert windows and all(w[7] >= det.config.max_repeat for w in windows)  # the loop test
+
+
+def test_a_second_peak_nearly_as_high_makes_the_window_ambiguous() -> None:
+    det = AvSyncDetector()
+    est = Estimate(0, -300.0, 0.5, 6.0, 15.0, 5.0, 0.4, 0.1)
+    assert est.ambiguous(det.config) and not est.usable(det.config)
+    assert Estimate(0, -300.0, 0.5, 6.0, 15.0, 5.0, 0.2, 0.1).usable(det.config)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from avmon.errors import ConfigError
-from avmon.evaluation.footage import STREAMS, drop_ts_packets
+from avmon.evaluation.footage import SOURCES, STREAMS, drop_ts_packets
 from avmon.evaluation.runs import format_scores, stream_label
 from avmon.evaluation.scoring import Score
 
@@ -67,7 +67,20 @@ def test_real_footage_corpus_covers_every_defect_kind_and_controls() -> None:
     assert len(STREAMS) >= 18 and len({s.name for s in STREAMS}) == len(STREAMS)
     assert sum(s.control for s in STREAMS) >= 6
     assert {s.name for s in STREAMS if "sync" in s.name} >= {
-        "bbb-sync+200ms.mp4", "bbb-sync-200ms.mp4", "bbb-sync+500ms.mp4", "bbb-sync-500ms.mp4"}
+        "bbb-edit-sync+200ms.mp4", "bbb-edit-sync-200ms.mp4", "bbb-edit-sync+500ms.mp4",
+        "bbb-edit-sync-500ms.mp4", "bbb-loop-sync-500ms.mp4"}
+
+
+def test_shifted_audio_is_cut_from_a_re_edited_programme_not_a_loop() -> None:
+    """Correlation needs events that do not repeat: the shifted streams come from shots of the
+    clip in a new order; a loop of it is kept once, with "not measurable" as its truth."""
+    edit = SOURCES["bbbedit"]
+    assert len(edit.shots) >= 15 and len({first for first, _ in edit.shots}) >= 15
+    assert edit.duration >= 30.0
+    assert all(20 <= n <= 60 and first + n <= 132 for first, n in edit.shots)
+    assert SOURCES["bbb"].shots == ((0, 132),) * 5
+    loop = next(s for s in STREAMS if s.name == "bbb-loop-sync-500ms.mp4")
+    assert loop.source == "bbb"
 
 
 def test_packet_loss_drops_whole_video_packets() -> None:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
+from avmon.detectors.avsync import AvSyncConfig, Envelopes, correlate_window, window_layout
 from avmon.detectors.base import Detector, Evidence
 from avmon.detectors.config import AnalysisConfig
 from avmon.detectors.registry import build
@@ -52,7 +53,6 @@ from avmon.model import Defect
 from avmon.monitor.analysis import runnable
 
 Clock = Callable[[], float]
-_SLOW = frozenset({"av_sync"})  # detectors re-merged every slow_eval_interval_s only
 
 
 @dataclass(frozen=True)
@@ -148,6 +148,76 @@ class _OpenDefect:
     updates: int = 0
 
 
+class _FinalWindows:
+    """A/V sync's correlation windows that can no longer change, each correlated once.
+
+    The live monitor re-merges A/V sync's evidence every couple of seconds, and its chunks
+    (10 s) are shorter than a correlation window (15 s plus the search on both sides), so no
+    scanner sees a window whole and ``finalize`` would correlate every window of the retained
+    evidence again each time (most of a live stream's CPU in a profile). A window whose bins
+    all lie behind the media edge reads nothing that can still change: it is correlated here
+    once, and handed to ``finalize`` as evidence ``windows``, which it takes as already done
+    (as it takes the windows a scanner saw whole). ``finalize`` then correlates only the
+    windows still growing at the live edge.
+    """
+
+    def __init__(self, config: AvSyncConfig) -> None:
+        self.config = config
+        self._done: dict[int, list[float] | None] = {}  # window -> evidence row (None: no data)
+        self._merged_upto: int | None = None  # the last final window when A/V sync was merged
+        self.correlated = 0  # windows correlated here (a test checks each is done once)
+
+    def clear(self) -> None:
+        """Forget everything (the stream's clock restarted: window indices repeat)."""
+        self._done.clear()
+        self._merged_upto = None
+
+    def _last_final(self, final_s: float) -> int:
+        hop, width, reach = window_layout(self.config)
+        return (int(final_s / self.config.bin_s) - width - reach) // hop
+
+    def due(self, final_s: float | None) -> bool:
+        """True when a window became final since the last merge, and marks the merge done.
+
+        A/V sync's result changes with its windows: re-merging once per completed window
+        (every ``corr_hop_s``) measures each window still growing at the edge once per hop
+        (the newest with ``corr_min_s`` to ``corr_min_s + corr_hop_s`` of media), instead of
+        correlating every growing window again every few frames."""
+        if final_s is None:
+            return False
+        last = self._last_final(final_s)
+        if self._merged_upto is not None and last <= self._merged_upto:
+            return False
+        self._merged_upto = last
+        return True
+
+    def evidence(self, evidence: list[Evidence], final_s: float | None) -> list[Evidence]:
+        """``evidence`` plus the final windows within its envelopes (``final_s``: media time
+        before which every envelope bin is final; None while unknown)."""
+        pieces = [p for e in evidence for p in e.get("envelopes", []) if p.get("audio")]
+        if not pieces:
+            return evidence
+        base = min(int(p["start"]) for p in pieces)
+        hop, width, reach = window_layout(self.config)
+        first = base // hop  # the first window finalize looks at
+        for k in [k for k in self._done if k < first]:  # its evidence expired
+            del self._done[k]
+        if final_s is not None:
+            end = max(int(p["start"]) + len(p["audio"]) for p in pieces)
+            last = min(self._last_final(final_s), (end - width - reach) // hop)
+            env: Envelopes | None = None
+            for k in range(first, last + 1):
+                if k in self._done:
+                    continue
+                env = env or Envelopes.join(pieces)
+                est = correlate_window(env, k, self.config) if env is not None else None
+                self.correlated += 1
+                self._done[k] = None if est is None else [
+                    est.window, est.offset_ms, est.peak, est.psr, est.seconds, est.events]
+        rows = [row for row in self._done.values() if row is not None]
+        return [*evidence, {"windows": rows}] if rows else evidence
+
+
 def default_stream_id(source: Source) -> str:
     """A readable id for a source: the host:port and path of a URL, a file's name."""
     if isinstance(source, (str, os.PathLike)):
@@ -190,7 +260,7 @@ class Monitor:
                  stream_id: str | None = None, detectors: Sequence[str] | None = None,
                  input_timeout: float = 5.0, reconnect: bool = True,
                  backoff: tuple[float, float] = (0.5, 8.0), eval_interval_s: float = 0.5,
-                 slow_eval_interval_s: float = 2.0, chunk_s: float = 10.0,
+                 chunk_s: float = 10.0,
                  retention_s: float = 30.0,
                  gap_threshold_s: float = 0.5, clock: Clock = time.time) -> None:
         self.source = source
@@ -201,7 +271,6 @@ class Monitor:
         self.reconnect = reconnect
         self.backoff = backoff
         self.eval_interval_s = eval_interval_s
-        self.slow_eval_interval_s = slow_eval_interval_s
         self.chunk_s = chunk_s
         self.retention_s = retention_s
         self.gap_threshold_s = gap_threshold_s
@@ -224,7 +293,6 @@ class Monitor:
         self._fps = 25.0
         self._has_video = True
         self._next_eval: float = float("-inf")
-        self._next_slow_eval: float = float("-inf")
         self._open: dict[str, _OpenDefect] = {}
         self._closed: deque[tuple[str, float, float]] = deque(maxlen=256)
         self._anchors: deque[_Anchor] = deque(maxlen=64)
@@ -235,6 +303,7 @@ class Monitor:
         self._started_wall = 0.0
         self._hls_by_ffmpeg = False  # HLS this reader cannot feed goes to FFmpeg's demuxer
         self._clock_epoch = 0  # times the stream's clock restarted (media times repeat)
+        self._av_windows = _FinalWindows(self.config.av_sync)
 
     # -- public ------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -432,7 +501,8 @@ class Monitor:
                                        {**self._open[key].details, "closed_by": GAP})
             self._chunks.clear()
             self._closed.clear()
-            self._next_eval = self._next_slow_eval = float("-inf")
+            self._av_windows.clear()
+            self._next_eval = float("-inf")
         # one cause, one alert: a jump across an input loss is that loss coming back, not
         # another finding
         if INPUT_LOSS in self._open:
@@ -464,22 +534,29 @@ class Monitor:
     def _evaluate(self, force: bool = False) -> Iterator[DefectEvent]:
         if not self._scanners and not self._chunks:
             return
-        edge = max((e for e in (self._video_edge, self._audio_edge) if e is not None),
-                   default=0.0)
-        slow_due = force or edge >= self._next_slow_eval
-        if slow_due:
-            self._next_slow_eval = edge + self.slow_eval_interval_s
-        # A/V sync compares every cue with its neighbours (quadratic in the cues kept) and
-        # needs 5 s to report anything: it is re-merged less often than the others
-        evaluated = [d for d in self._active if slow_due or d.name not in _SLOW]
+        final_s = self._final_s()
+        # A/V sync's result changes when a correlation window completes (every 5 s); between
+        # two, re-merging would correlate the windows growing at the edge again for little
+        av_due = self._av_windows.due(final_s) or force
+        evaluated = [d for d in self._active if av_due or d.name != "av_sync"]
         found: list[Defect] = []
         for det in evaluated:
             evidence = [chunk[det.name] for _, chunk in self._chunks if det.name in chunk]
             if det.name in self._scanners:
                 evidence.append(self._scanners[det.name].evidence())
+            if det.name == "av_sync":
+                evidence = self._av_windows.evidence(evidence, final_s)
             # "could not measure here" is in the report, never an alert
             found += [d for d in det.finalize(evidence) if not d.unmeasured]
         yield from self._diff(found, {d.name for d in evaluated})
+
+    def _final_s(self) -> float | None:
+        """Media time before which A/V sync's envelopes can no longer change: both tracks fed
+        past it, with a margin for the bins placed between two pictures and for late packets
+        (media up to 1 s behind the edge is still fed; older media is a restarted clock)."""
+        if self._video_edge is None or self._audio_edge is None:
+            return None
+        return min(self._video_edge, self._audio_edge) - 1.0 - 2.0 / self._fps
 
     def _edge_for(self, detector: str) -> float | None:
         if detector in ("silence", "clipping"):

@@ -42,7 +42,6 @@ from avmon.events import (
     GAP,
     INPUT_LOSS,
     ORIGIN_UNREACHABLE,
-    STALE_PLAYLIST,
     DefectEvent,
     EventKind,
     utc_iso,
@@ -252,7 +251,8 @@ class Monitor:
     ``backoff[0]`` to ``backoff[1]`` seconds.
 
     Raises ConfigError (bad detector names) at construction; input failures are never raised:
-    they are findings (``origin_unreachable``, ``input_loss``, ``gap``, ``stale_playlist``).
+    they are findings: ``input_loss`` (its ``details.cause`` says ``origin_unreachable`` or
+    ``stale_playlist`` when that is known) and ``gap``.
     ``events()`` may be consumed once; ``stop()`` is safe from any thread or signal handler.
     """
 
@@ -300,6 +300,7 @@ class Monitor:
         self._program_clock = False  # UTC from the playlist's program date-time, not receipt
         self._last_media_wall: float | None = None
         self._pending_gap_details: dict[str, Any] = {}
+        self._causes: dict[str, dict[str, Any]] = {}  # why the input may be lost, latest last
         self._started_wall = 0.0
         self._hls_by_ffmpeg = False  # HLS this reader cannot feed goes to FFmpeg's demuxer
         self._clock_epoch = 0  # times the stream's clock restarted (media times repeat)
@@ -359,16 +360,16 @@ class Monitor:
                 yield from self._media(item)
             elif isinstance(item, _Opened):
                 self._opened(item)
-                yield from self._set(ORIGIN_UNREACHABLE, False)
+                yield from self._cause(ORIGIN_UNREACHABLE, False)
             elif isinstance(item, _OpenFailed):
                 if not item.timed_out:  # a silent UDP input is a loss, not an unreachable origin
-                    yield from self._set(ORIGIN_UNREACHABLE, True, {"reason": item.reason})
+                    yield from self._cause(ORIGIN_UNREACHABLE, True, {"reason": item.reason})
                 yield from self._watchdog()
             elif isinstance(item, _Health):
                 if item.detector == GAP:
                     self._pending_gap_details.update(item.details)
                 else:
-                    yield from self._set(item.detector, item.active, item.details)
+                    yield from self._cause(item.detector, item.active, item.details)
             elif isinstance(item, _Anchor):
                 self._program_clock = True
                 self._anchors.append(item)
@@ -496,7 +497,7 @@ class Monitor:
             # media at the same times: the new clock starts with none, and what was open on
             # the old clock ends where that clock stopped
             for key in [k for k, o in self._open.items()
-                        if o.detector not in (INPUT_LOSS, ORIGIN_UNREACHABLE, STALE_PLAYLIST)]:
+                        if o.detector != INPUT_LOSS]:
                 yield from self._close(key, self._open[key].last_end,
                                        {**self._open[key].details, "closed_by": GAP})
             self._chunks.clear()
@@ -635,7 +636,7 @@ class Monitor:
         for key in list(self._open):
             o = self._open[key]
             end = max(o.last_end, o.start_s)
-            if o.detector in (INPUT_LOSS, ORIGIN_UNREACHABLE, STALE_PLAYLIST):
+            if o.detector == INPUT_LOSS:
                 edge = max((e for e in (self._video_edge, self._audio_edge) if e is not None),
                            default=o.start_s)
                 end = max(end, edge)
@@ -656,9 +657,7 @@ class Monitor:
             if detector == INPUT_LOSS:
                 self._update_stats(state="input_lost")
                 # one cause, one alert: content defects end where the media ended
-                for key in [k for k, o in self._open.items()
-                            if o.detector not in (INPUT_LOSS, ORIGIN_UNREACHABLE,
-                                                  STALE_PLAYLIST, GAP)]:
+                for key in [k for k, o in self._open.items() if o.detector != INPUT_LOSS]:
                     yield from self._close(key, self._open[key].last_end,
                                            {**self._open[key].details, "closed_by": INPUT_LOSS})
         elif not active and detector in self._open:
@@ -680,7 +679,37 @@ class Monitor:
         if since >= self.input_timeout and INPUT_LOSS not in self._open:
             self._flush_audio()
             yield from self._evaluate(force=True)
-            yield from self._set(INPUT_LOSS, True, {"no_media_for_s": round(since, 1)})
+            yield from self._set(INPUT_LOSS, True,
+                                 {"no_media_for_s": round(since, 1), **self._cause_details()})
+
+    def _cause(self, name: str, active: bool,
+               details: dict[str, Any] | None = None) -> Iterator[DefectEvent]:
+        """Record (or clear) why the input may be lost: an origin that cannot be reached, a
+        playlist that stopped growing. One cause, one alert: these are not announced by
+        themselves but as the cause of the ``input_loss`` they lead to (``details.cause``),
+        whichever is found first; a cause found while the loss is open updates it."""
+        if not active:
+            self._causes.pop(name, None)
+            return
+        self._causes.pop(name, None)  # the latest cause is the one reported
+        self._causes[name] = dict(details or {})
+        loss = self._open.get(INPUT_LOSS)
+        if loss is None:
+            return
+        details = {"no_media_for_s": loss.details.get("no_media_for_s"),
+                   **self._cause_details()}
+        if details != loss.details:
+            loss.details = details
+            loss.updates += 1
+            yield self._emit("update", INPUT_LOSS, loss.start_s, None, loss.confidence,
+                             loss.details, loss.defect_id, seq=loss.updates,
+                             start_utc=loss.start_utc)
+
+    def _cause_details(self) -> dict[str, Any]:
+        if not self._causes:
+            return {}
+        name = next(reversed(self._causes))
+        return {"cause": name, **self._causes[name]}
 
     # -- times --------------------------------------------------------------------------------
     def _defect_id(self, detector: str, start: float) -> str:

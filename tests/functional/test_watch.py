@@ -243,12 +243,105 @@ def test_hls_alerts_within_a_segment_plus_two_seconds_then_stale_and_loss(
         stop_process(encoder, signal.SIGKILL)
         killed = time.time()
         assert watch.wait_for(lambda e: e.detector == "input_loss", 6) - killed <= 5.0
-        watch.wait_for(lambda e: e.detector == "stale_playlist" and e.event == "open", 8)
+        # one cause, one alert: the stale playlist is the loss's cause, not a second alert
+        watch.wait_for(lambda e: e.detector == "input_loss"
+                       and e.details.get("cause") == "stale_playlist", 8)
     finally:
         stop_process(encoder, signal.SIGKILL)
     events = watch.finish()
     check_pairs(events)
     assert all(e.start_utc and e.start_utc.endswith("Z") for e in events)
+    # (the watch may start before the encoder's first segments: a loss then too, closed)
+    after = [e for w, e in watch.seen if w >= killed]
+    assert next(e.event for e in after if e.detector == "input_loss") == "open"
+    assert [e.detector for e in after if e.event == "open"] == ["input_loss"]
+    assert not [e for e in events if e.detector in ("stale_playlist", "origin_unreachable")]
+
+
+class Origin:
+    """An HTTP origin serving ``directory`` on a fixed loopback port, stopped and restarted."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = 0
+        self.server: http.server.ThreadingHTTPServer | None = None
+
+    def start(self) -> str:
+        self.server = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", self.port), functools.partial(_Quiet, directory=str(self.directory)))
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+
+def wait_until(cond: Callable[[], bool], timeout: float) -> None:
+    end = time.time() + timeout
+    while not cond():
+        assert time.time() < end, "timed out"
+        time.sleep(0.05)
+
+
+def test_hls_origin_that_goes_away_is_one_input_loss_closed_when_it_returns(
+        live_clip: Path, tmp_path: Path) -> None:
+    origin = Origin(tmp_path)
+    base = origin.start()
+    encoder = subprocess.Popen(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-stream_loop", "2",
+         "-i", str(live_clip), "-c:v", "libx264", "-preset", "veryfast",
+         "-force_key_frames", "expr:gte(t,n_forced*1)", "-c:a", "aac", "-f", "hls",
+         "-hls_time", "1", "-hls_list_size", "30", "-hls_flags", "program_date_time",
+         str(tmp_path / "live.m3u8")])
+    watch = Watch(Monitor(f"{base}/live.m3u8", stream_id="origin", input_timeout=3.0,
+                          detectors=["freeze", "black", "silence"]))
+    try:
+        wait_until(lambda: watch.monitor.stats.frames > 50, 20)
+        origin.stop()  # the origin goes away; the encoder behind it goes on
+        stopped = time.time()
+        lost = watch.wait_for(lambda e: e.detector == "input_loss" and e.event == "open", 10)
+        assert lost - stopped <= 5.0
+        time.sleep(4.0)
+        origin.start()  # back on the same address, with the segments made meanwhile
+        watch.wait_for(lambda e: e.detector == "input_loss" and e.event == "close", 10)
+        time.sleep(1.0)
+    finally:
+        stop_process(encoder)
+        origin.stop()
+    events = watch.finish()
+    check_pairs(events)
+    # (a watch that starts before the encoder's first segments sees a loss then too, closed)
+    after = [e for w, e in watch.seen if w >= stopped]
+    loss = [e for e in after if e.detector == "input_loss"]
+    assert [e.event for e in loss] == ["open", "close"], [e.to_dict() for e in after]
+    assert loss[0].details["cause"] == "origin_unreachable"
+    assert loss[0].details["reason"]  # connection refused, or reset by the closing server
+    assert "closed_by" not in loss[1].details  # closed by the media coming back
+    assert not [e for e in events if e.detector in ("stale_playlist", "origin_unreachable")]
+    opened, closed = events.index(loss[0]), events.index(loss[1])
+    assert [e for e in events[opened + 1:closed] if e.event == "open"] == []
+
+
+@pytest.mark.parametrize("path", ["live.m3u8", "live.ts"], ids=["hls", "mpegts-over-http"])
+def test_refused_origin_is_one_input_loss_naming_its_cause(path: str) -> None:
+    with socket.socket() as s:  # a port nobody listens on: connections are refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    watch = Watch(Monitor(f"http://127.0.0.1:{port}/{path}", stream_id="refused",
+                          input_timeout=2.0, backoff=(0.2, 1.0)))
+    started = time.time()
+    assert watch.wait_for(lambda e: e.detector == "input_loss", 6) - started <= 3.0
+    time.sleep(2.0)  # reconnection attempts go on: they raise nothing new
+    events = watch.finish()
+    assert [(e.detector, e.event) for e in events] == [("input_loss", "open"),
+                                                       ("input_loss", "close")]
+    assert events[0].details["cause"] == "origin_unreachable"
+    assert "refused" in events[0].details["reason"].lower()
+    assert events[1].details["closed_by"] == "watch stopped"
 
 
 def test_hls_segment_that_fails_to_load_is_a_gap(live_clip: Path,

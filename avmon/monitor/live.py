@@ -127,12 +127,33 @@ class _Counters:
 
 
 @dataclass(frozen=True)
+class _Corrupt:
+    """The demuxer flagged a packet: transport packets before it were lost (MPEG-TS
+    continuity counter)."""
+
+    track: str
+    t: float | None
+    duration: float
+
+
+@dataclass
+class _Burst:
+    """Corrupt packets close together: one ``gap``."""
+
+    start: float
+    end: float
+    packets: int
+    tracks: set[str]
+
+
+@dataclass(frozen=True)
 class _Fatal:
     error: AvmonError
 
 
 _Item = (VideoFrame | AudioBuffer | _Opened | _Ended | _OpenFailed | _Health | _Anchor
-         | _Counters | _Fatal)
+         | _Counters | _Corrupt | _Fatal)
+_BURST_S = 1.0  # corrupt packets less than this apart (media time) are one gap
 
 
 @dataclass
@@ -301,6 +322,7 @@ class Monitor:
         self._last_media_wall: float | None = None
         self._pending_gap_details: dict[str, Any] = {}
         self._causes: dict[str, dict[str, Any]] = {}  # why the input may be lost, latest last
+        self._burst: _Burst | None = None  # continuity errors not yet announced
         self._started_wall = 0.0
         self._hls_by_ffmpeg = False  # HLS this reader cannot feed goes to FFmpeg's demuxer
         self._clock_epoch = 0  # times the stream's clock restarted (media times repeat)
@@ -376,6 +398,8 @@ class Monitor:
                 self._need_anchor = False
             elif isinstance(item, _Counters):
                 self._update_stats(decode_errors=self._stats.decode_errors + item.decode_errors)
+            elif isinstance(item, _Corrupt):
+                yield from self._corrupt(item)
             elif isinstance(item, _Fatal):
                 raise item.error
             elif isinstance(item, _Ended):
@@ -385,6 +409,7 @@ class Monitor:
                 self._flush_audio()
                 yield from self._watchdog()
         self._flush_audio()
+        yield from self._announce_burst()
         yield from self._evaluate(force=True)
         yield from self._close_all(ended.reason if ended else "watch stopped")
         self._update_stats(state="ended" if ended else "stopped")
@@ -463,6 +488,9 @@ class Monitor:
                                       media_time_s=media, state="live", last_media_wall=now)
         current = max((e for e in (self._video_edge, self._audio_edge) if e is not None),
                       default=None)
+        if self._burst is not None and current is not None \
+                and current >= self._burst.end + _BURST_S:
+            yield from self._announce_burst()
         if current is not None and current >= self._next_eval:
             self._next_eval = current + self.eval_interval_s
             yield from self._evaluate()
@@ -490,6 +518,9 @@ class Monitor:
             self._anchors.append(_Anchor(t, now))
         details = {"from_s": round(edge, 3), "to_s": round(t, 3), **self._pending_gap_details}
         self._pending_gap_details = {}
+        if self._burst is not None:  # the counters jumped with the timestamps: one gap
+            details["continuity_errors"] = self._burst.packets
+            self._burst = None
         if t < edge:
             details["reason"] = "timestamps went back"
             self._clock_epoch += 1
@@ -510,11 +541,42 @@ class Monitor:
             yield from self._set(INPUT_LOSS, False, end_s=t)
         else:
             start, end = (edge, t) if t > edge else (t, t)
-            gap_id = self._defect_id(GAP, start)
-            yield self._emit("open", GAP, start, None, 1.0, details, gap_id)
-            yield self._emit("close", GAP, start, end, 1.0, details, gap_id)
-            with self._lock:
-                self._stats = replace(self._stats, gaps=self._stats.gaps + 1)
+            yield from self._gap(start, end, details)
+
+    def _gap(self, start: float, end: float, details: dict[str, Any]) -> Iterator[DefectEvent]:
+        """A gap is announced once it is known whole: open and close together."""
+        gap_id = self._defect_id(GAP, start)
+        yield self._emit("open", GAP, start, None, 1.0, details, gap_id)
+        yield self._emit("close", GAP, start, end, 1.0, details, gap_id)
+        with self._lock:
+            self._stats = replace(self._stats, gaps=self._stats.gaps + 1)
+
+    def _corrupt(self, item: _Corrupt) -> Iterator[DefectEvent]:
+        """Transport packets were lost before a packet (MPEG-TS continuity counter): a gap,
+        announced once the media has run past it (packets lost close together are one)."""
+        if INPUT_LOSS in self._open:
+            return  # a sender coming back restarts its counters: that is the loss ending
+        edge = max((e for e in (self._video_edge, self._audio_edge) if e is not None),
+                   default=0.0)
+        t = item.t if item.t is not None else edge
+        b = self._burst
+        if b is not None and t - b.end > _BURST_S:
+            yield from self._announce_burst()
+            b = None
+        if b is None:
+            self._burst = _Burst(t, t + item.duration, 1, {item.track})
+        else:
+            b.start, b.end = min(b.start, t), max(b.end, t + item.duration)
+            b.packets += 1
+            b.tracks.add(item.track)
+
+    def _announce_burst(self) -> Iterator[DefectEvent]:
+        b, self._burst = self._burst, None
+        if b is None or INPUT_LOSS in self._open:
+            return
+        yield from self._gap(b.start, b.end, {
+            "reason": "continuity errors: transport packets lost", "packets": b.packets,
+            "tracks": sorted(b.tracks)})
 
     def _rotate(self, at: float | None = None) -> None:
         """Keep the current chunk's evidence, start fresh scanners, drop expired chunks."""
@@ -655,12 +717,15 @@ class Monitor:
             yield self._emit("open", detector, edge, None, 1.0, o.details, o.defect_id,
                              start_utc=o.start_utc)
             if detector == INPUT_LOSS:
+                self._burst = None  # packets lost as the input went: part of the loss
                 self._update_stats(state="input_lost")
                 # one cause, one alert: content defects end where the media ended
                 for key in [k for k, o in self._open.items() if o.detector != INPUT_LOSS]:
                     yield from self._close(key, self._open[key].last_end,
                                            {**self._open[key].details, "closed_by": INPUT_LOSS})
         elif not active and detector in self._open:
+            if detector == INPUT_LOSS:
+                self._burst = None  # a sender coming back restarts its continuity counters
             o = self._open[detector]
             end = end_s if end_s is not None else edge
             details = dict(o.details)
@@ -793,7 +858,9 @@ class Monitor:
                     reader = MediaReader(self.source, stream_clock=self.live,
                                          timeout=max(2.0, self.input_timeout) if self.live
                                          else None)
-                    ended = self._decode(reader, None)
+                    # continuity counters across HLS segments mean nothing (packagers may restart
+                    # them per segment); avmon's HLS reader reports lost segments instead
+                    ended = self._decode(reader, None, continuity=not self._hls_by_ffmpeg)
                     got_media = reader.stats.video_frames + reader.stats.audio_samples > 0
                     # FFmpeg's HLS demuxer reloads a live playlist until its end tag
                     if ended.clean and self.live and not self._hls_by_ffmpeg:
@@ -818,13 +885,17 @@ class Monitor:
             self._stop.wait(delay)
             delay = min(self.backoff[1], delay * 2)
 
-    def _decode(self, reader: MediaReader,
-                on_packet: Callable[[int, float], None] | None) -> _Ended:
+    def _decode(self, reader: MediaReader, on_packet: Callable[[int, float], None] | None,
+                continuity: bool = False) -> _Ended:
+        def on_corrupt(track: str, t: float | None, duration: float) -> None:
+            self._put(_Corrupt(track, t, duration))
+
         with reader:
             if not self._put(_Opened(reader.has_video, reader.has_audio, reader.fps)):
                 return _Ended("stopped", True)
             reported = 0
-            for item in reader.frames(on_packet=on_packet):
+            for item in reader.frames(on_packet=on_packet,
+                                      on_corrupt=on_corrupt if continuity else None):
                 if not self._put(item):
                     return _Ended("stopped", True)
                 errors = reader.stats.corrupt_frames + reader.stats.packet_errors

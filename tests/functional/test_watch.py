@@ -527,3 +527,60 @@ def test_webhook_down_then_up_loses_and_duplicates_nothing(live_clip: Path,
     assert up.returncode == 0, up.stderr
     ids = [str(r["id"]) for r in _Collector.received]
     assert ids == printed  # every event once, in order: the re-announced ones were duplicates
+
+
+class LossyRelay:
+    """A UDP relay on loopback that drops the datagrams numbered in ``drop`` on the way."""
+
+    def __init__(self, to_port: int, drop: set[int]) -> None:
+        self.rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.rx.bind(("127.0.0.1", 0))
+        self.rx.settimeout(0.2)
+        self.port = int(self.rx.getsockname()[1])
+        self.to = ("127.0.0.1", to_port)
+        self.drop = drop
+        self.count = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            while not self._stop.is_set():
+                try:
+                    data = self.rx.recv(65536)
+                except TimeoutError:
+                    continue
+                if self.count not in self.drop:
+                    tx.sendto(data, self.to)
+                self.count += 1
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.rx.close()
+
+
+@pytest.mark.parametrize("lost", [0, 2], ids=["clean", "two-losses"])
+def test_transport_packets_lost_on_the_way_are_gaps(live_clip: Path, lost: int) -> None:
+    port = free_udp_port()
+    datagrams = live_clip.stat().st_size // 1316  # ffmpeg sends 7 TS packets per datagram
+    drop = {int(datagrams * f) + i for f in (0.35, 0.7)[:lost] for i in range(3)}
+    relay = LossyRelay(port, drop)
+    watch = Watch(Monitor(f"udp://127.0.0.1:{port}", stream_id="lossy", input_timeout=2.0,
+                          detectors=["freeze"]))
+    sender = send_udp(live_clip, relay.port)
+    try:
+        sender.wait(timeout=20)
+        watch.wait_for(lambda e: e.detector == "input_loss" and e.event == "open", 6)
+    finally:
+        stop_process(sender)
+        relay.close()
+    events = watch.finish()
+    gaps = [e for e in events if e.detector == "gap" and e.event == "close"]
+    assert len(gaps) == lost, [e.to_dict() for e in events]
+    for gap in gaps:
+        assert gap.details["reason"] == "continuity errors: transport packets lost"
+        assert gap.details["packets"] >= 1
+    if lost:  # two separate places inside the 12 s clip (whose clock starts at 1.4 s)
+        assert 1.4 < gaps[0].start_s < gaps[0].end_s < gaps[1].start_s - 1.0 < 13.4

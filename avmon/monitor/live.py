@@ -171,10 +171,10 @@ class _OpenDefect:
 class _FinalWindows:
     """A/V sync's correlation windows that can no longer change, each correlated once.
 
-    The live monitor re-merges A/V sync's evidence every couple of seconds, and its chunks
+    The live monitor re-merges A/V sync's evidence while the stream runs, and its chunks
     (10 s) are shorter than a correlation window (15 s plus the search on both sides), so no
     scanner sees a window whole and ``finalize`` would correlate every window of the retained
-    evidence again each time (most of a live stream's CPU in a profile). A window whose bins
+    evidence again at each merge (most of a live stream's CPU in a profile). A window whose bins
     all lie behind the media edge reads nothing that can still change: it is correlated here
     once, and handed to ``finalize`` as evidence ``windows``, which it takes as already done
     (as it takes the windows a scanner saw whole). ``finalize`` then correlates only the
@@ -185,7 +185,6 @@ class _FinalWindows:
         self.config = config
         self._done: dict[int, list[float] | None] = {}  # window -> evidence row (None: no data)
         self._merged_upto: int | None = None  # the last final window when A/V sync was merged
-        self.correlated = 0  # windows correlated here (a test checks each is done once)
 
     def clear(self) -> None:
         """Forget everything (the stream's clock restarted: window indices repeat)."""
@@ -231,7 +230,6 @@ class _FinalWindows:
                     continue
                 env = env or Envelopes.join(pieces)
                 est = correlate_window(env, k, self.config) if env is not None else None
-                self.correlated += 1
                 self._done[k] = None if est is None else [
                     est.window, est.offset_ms, est.peak, est.psr, est.seconds, est.events]
         rows = [row for row in self._done.values() if row is not None]

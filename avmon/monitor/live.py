@@ -144,6 +144,7 @@ class _Burst:
     end: float
     packets: int
     tracks: set[str]
+    behind: bool = False  # before the media edge: a restarted sender (its clock went back)
 
 
 @dataclass(frozen=True)
@@ -486,7 +487,7 @@ class Monitor:
                                       media_time_s=media, state="live", last_media_wall=now)
         current = max((e for e in (self._video_edge, self._audio_edge) if e is not None),
                       default=None)
-        if self._burst is not None and current is not None \
+        if self._burst is not None and current is not None and not self._burst.behind \
                 and current >= self._burst.end + _BURST_S:
             yield from self._announce_burst()
         if current is not None and current >= self._next_eval:
@@ -562,7 +563,10 @@ class Monitor:
             yield from self._announce_burst()
             b = None
         if b is None:
-            self._burst = _Burst(t, t + item.duration, 1, {item.track})
+            # a sender that restarted restarts its counters and its clock: the timestamp jump
+            # that follows is the one gap, and takes this burst in
+            self._burst = _Burst(t, t + item.duration, 1, {item.track},
+                                 behind=t < edge - 3.0)
         else:
             b.start, b.end = min(b.start, t), max(b.end, t + item.duration)
             b.packets += 1

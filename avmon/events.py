@@ -5,7 +5,8 @@ it to each stream's sinks, and the serverless pipeline publishes the same dict t
 is announced when it has lasted its minimum duration (``open``, ``end_s`` null), may be revised
 while it lasts (``update``: confidence or details changed), and is announced again when it ends
 or the watch stops (``close``, with ``end_s``). Input failures are findings in the same schema,
-under the detector names in ``INPUT_HEALTH``.
+under the detector names in ``INPUT_HEALTH``; what caused an input loss, where it is known, is
+its ``details.cause`` (one of ``INPUT_LOSS_CAUSES``), not a second alert.
 
 ``id`` identifies one event (not one defect): it is the same however many times a sink retries
 it, so a receiver can drop duplicates. ``defect_id`` is shared by a defect's open, updates and
@@ -29,9 +30,11 @@ EVENT_KINDS: tuple[str, ...] = ("open", "update", "close")
 INPUT_LOSS = "input_loss"                   # no media for the input timeout (wall clock)
 GAP = "gap"                                 # media missing inside the stream: a timestamp jump,
                                             # segments that failed to load, a sequence skip
+# The causes of an input loss, announced as its ``details.cause`` (one cause, one alert):
 STALE_PLAYLIST = "stale_playlist"           # a live HLS playlist stopped growing
 ORIGIN_UNREACHABLE = "origin_unreachable"   # the source cannot be opened or fetched
-INPUT_HEALTH: tuple[str, ...] = (INPUT_LOSS, GAP, STALE_PLAYLIST, ORIGIN_UNREACHABLE)
+INPUT_HEALTH: tuple[str, ...] = (INPUT_LOSS, GAP)
+INPUT_LOSS_CAUSES: tuple[str, ...] = (STALE_PLAYLIST, ORIGIN_UNREACHABLE)
 
 
 def utc_iso(epoch_s: float | None) -> str | None:

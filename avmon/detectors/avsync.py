@@ -546,6 +546,14 @@ def _lag_bins(cfg: AvSyncConfig) -> int:
     return round(cfg.search_ms / 1000 / cfg.bin_s)
 
 
+def window_layout(cfg: AvSyncConfig) -> tuple[int, int, int]:
+    """Hop, width and reach of the correlation windows, in bins: window ``k`` reads the envelope
+    bins ``[k * hop - reach, k * hop + width + reach)``, so its estimate is final once all of
+    them are. The live monitor uses it to correlate each such window once and hand the result
+    back to ``finalize`` as evidence ``windows`` (as a scanner does for the windows it saw)."""
+    return _window_bins(cfg)
+
+
 def _smooth(x: Floats) -> Floats:
     """Gaussian smoothing that leaves NaN bins NaN and does not let them pull values down."""
     k = np.arange(-3 * SMOOTH_BINS, 3 * SMOOTH_BINS + 1)

@@ -41,6 +41,8 @@ class DecodeStats:
     audio_samples: int = 0
     corrupt_frames: int = 0      # frames the decoder output with concealed errors
     packet_errors: int = 0       # packets the decoder rejected outright
+    corrupt_packets: int = 0     # packets the demuxer flagged: an MPEG-TS continuity-counter
+                                 # jump (transport packets lost before them) or a TS error
     last_t: float = 0.0          # end of the last frame or buffer, seconds
     ended_early: str | None = None  # why demuxing stopped before the end, if it did
 
@@ -185,11 +187,15 @@ class MediaReader:
     # -- decoding ----------------------------------------------------------------------------
     def frames(self, video: bool = True, audio: bool = True,
                on_packet: Callable[[int, float], None] | None = None,
+               on_corrupt: Callable[[str, float | None, float], None] | None = None,
                ) -> Iterator[VideoFrame | AudioBuffer]:
         """Yield video frames and audio buffers in demux order, one at a time.
 
         ``on_packet(byte_position, seconds)`` is called for each packet that has both (a live
         HLS reader maps byte positions to the segments they came from).
+        ``on_corrupt(track, seconds or None, duration)`` is called for each packet the demuxer
+        flagged as corrupt (FFmpeg's MPEG-TS demuxer does so after a continuity-counter jump:
+        transport packets were lost), before its frames are yielded.
 
         A packet the decoder rejects is counted and skipped. If the container itself becomes
         unreadable part way (a truncated file), iteration stops and ``stats.ended_early`` says why.
@@ -223,6 +229,14 @@ class MediaReader:
             if on_packet is not None and packet.pos is not None and packet.pos >= 0 \
                     and packet.pts is not None and packet.time_base is not None:
                 on_packet(int(packet.pos), float(packet.pts * packet.time_base) - self._origin)
+            if packet.is_corrupt:
+                self.stats.corrupt_packets += 1
+                if on_corrupt is not None:
+                    tb = packet.time_base
+                    at = None if packet.pts is None or tb is None else \
+                        float(packet.pts * tb) - self._origin
+                    length = float(packet.duration * tb) if packet.duration and tb else 0.0
+                    on_corrupt(packet.stream.type, at, length)
             try:
                 decoded = packet.decode()
             except av.error.FFmpegError:

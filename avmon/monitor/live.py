@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
+from avmon.detectors.avsync import AvSyncConfig, Envelopes, correlate_window, window_layout
 from avmon.detectors.base import Detector, Evidence
 from avmon.detectors.config import AnalysisConfig
 from avmon.detectors.registry import build
@@ -41,7 +42,6 @@ from avmon.events import (
     GAP,
     INPUT_LOSS,
     ORIGIN_UNREACHABLE,
-    STALE_PLAYLIST,
     DefectEvent,
     EventKind,
     utc_iso,
@@ -52,7 +52,6 @@ from avmon.model import Defect
 from avmon.monitor.analysis import runnable
 
 Clock = Callable[[], float]
-_SLOW = frozenset({"av_sync"})  # detectors re-merged every slow_eval_interval_s only
 
 
 @dataclass(frozen=True)
@@ -128,12 +127,34 @@ class _Counters:
 
 
 @dataclass(frozen=True)
+class _Corrupt:
+    """The demuxer flagged a packet: transport packets before it were lost (MPEG-TS
+    continuity counter)."""
+
+    track: str
+    t: float | None
+    duration: float
+
+
+@dataclass
+class _Burst:
+    """Corrupt packets close together: one ``gap``."""
+
+    start: float
+    end: float
+    packets: int
+    tracks: set[str]
+    behind: bool = False  # before the media edge: a restarted sender (its clock went back)
+
+
+@dataclass(frozen=True)
 class _Fatal:
     error: AvmonError
 
 
 _Item = (VideoFrame | AudioBuffer | _Opened | _Ended | _OpenFailed | _Health | _Anchor
-         | _Counters | _Fatal)
+         | _Counters | _Corrupt | _Fatal)
+_BURST_S = 1.0  # corrupt packets less than this apart (media time) are one gap
 
 
 @dataclass
@@ -146,6 +167,74 @@ class _OpenDefect:
     details: dict[str, Any]
     defect_id: str
     updates: int = 0
+
+
+class _FinalWindows:
+    """A/V sync's correlation windows that can no longer change, each correlated once.
+
+    The live monitor re-merges A/V sync's evidence while the stream runs, and its chunks
+    (10 s) are shorter than a correlation window (15 s plus the search on both sides), so no
+    scanner sees a window whole and ``finalize`` would correlate every window of the retained
+    evidence again at each merge (most of a live stream's CPU in a profile). A window whose bins
+    all lie behind the media edge reads nothing that can still change: it is correlated here
+    once, and handed to ``finalize`` as evidence ``windows``, which it takes as already done
+    (as it takes the windows a scanner saw whole). ``finalize`` then correlates only the
+    windows still growing at the live edge.
+    """
+
+    def __init__(self, config: AvSyncConfig) -> None:
+        self.config = config
+        self._done: dict[int, list[float] | None] = {}  # window -> evidence row (None: no data)
+        self._merged_upto: int | None = None  # the last final window when A/V sync was merged
+
+    def clear(self) -> None:
+        """Forget everything (the stream's clock restarted: window indices repeat)."""
+        self._done.clear()
+        self._merged_upto = None
+
+    def _last_final(self, final_s: float) -> int:
+        hop, width, reach = window_layout(self.config)
+        return (int(final_s / self.config.bin_s) - width - reach) // hop
+
+    def due(self, final_s: float | None) -> bool:
+        """True when a window became final since the last merge, and marks the merge done.
+
+        A/V sync's result changes with its windows: re-merging once per completed window
+        (every ``corr_hop_s``) measures each window still growing at the edge once per hop
+        (the newest with ``corr_min_s`` to ``corr_min_s + corr_hop_s`` of media), instead of
+        correlating every growing window again every few frames."""
+        if final_s is None:
+            return False
+        last = self._last_final(final_s)
+        if self._merged_upto is not None and last <= self._merged_upto:
+            return False
+        self._merged_upto = last
+        return True
+
+    def evidence(self, evidence: list[Evidence], final_s: float | None) -> list[Evidence]:
+        """``evidence`` plus the final windows within its envelopes (``final_s``: media time
+        before which every envelope bin is final; None while unknown)."""
+        pieces = [p for e in evidence for p in e.get("envelopes", []) if p.get("audio")]
+        if not pieces:
+            return evidence
+        base = min(int(p["start"]) for p in pieces)
+        hop, width, reach = window_layout(self.config)
+        first = base // hop  # the first window finalize looks at
+        for k in [k for k in self._done if k < first]:  # its evidence expired
+            del self._done[k]
+        if final_s is not None:
+            end = max(int(p["start"]) + len(p["audio"]) for p in pieces)
+            last = min(self._last_final(final_s), (end - width - reach) // hop)
+            env: Envelopes | None = None
+            for k in range(first, last + 1):
+                if k in self._done:
+                    continue
+                env = env or Envelopes.join(pieces)
+                est = correlate_window(env, k, self.config) if env is not None else None
+                self._done[k] = None if est is None else [
+                    est.window, est.offset_ms, est.peak, est.psr, est.seconds, est.events]
+        rows = [row for row in self._done.values() if row is not None]
+        return [*evidence, {"windows": rows}] if rows else evidence
 
 
 def default_stream_id(source: Source) -> str:
@@ -182,7 +271,8 @@ class Monitor:
     ``backoff[0]`` to ``backoff[1]`` seconds.
 
     Raises ConfigError (bad detector names) at construction; input failures are never raised:
-    they are findings (``origin_unreachable``, ``input_loss``, ``gap``, ``stale_playlist``).
+    they are findings: ``input_loss`` (its ``details.cause`` says ``origin_unreachable`` or
+    ``stale_playlist`` when that is known) and ``gap``.
     ``events()`` may be consumed once; ``stop()`` is safe from any thread or signal handler.
     """
 
@@ -190,7 +280,7 @@ class Monitor:
                  stream_id: str | None = None, detectors: Sequence[str] | None = None,
                  input_timeout: float = 5.0, reconnect: bool = True,
                  backoff: tuple[float, float] = (0.5, 8.0), eval_interval_s: float = 0.5,
-                 slow_eval_interval_s: float = 2.0, chunk_s: float = 10.0,
+                 chunk_s: float = 10.0,
                  retention_s: float = 30.0,
                  gap_threshold_s: float = 0.5, clock: Clock = time.time) -> None:
         self.source = source
@@ -201,7 +291,6 @@ class Monitor:
         self.reconnect = reconnect
         self.backoff = backoff
         self.eval_interval_s = eval_interval_s
-        self.slow_eval_interval_s = slow_eval_interval_s
         self.chunk_s = chunk_s
         self.retention_s = retention_s
         self.gap_threshold_s = gap_threshold_s
@@ -224,7 +313,6 @@ class Monitor:
         self._fps = 25.0
         self._has_video = True
         self._next_eval: float = float("-inf")
-        self._next_slow_eval: float = float("-inf")
         self._open: dict[str, _OpenDefect] = {}
         self._closed: deque[tuple[str, float, float]] = deque(maxlen=256)
         self._anchors: deque[_Anchor] = deque(maxlen=64)
@@ -232,9 +320,12 @@ class Monitor:
         self._program_clock = False  # UTC from the playlist's program date-time, not receipt
         self._last_media_wall: float | None = None
         self._pending_gap_details: dict[str, Any] = {}
+        self._causes: dict[str, dict[str, Any]] = {}  # why the input may be lost, latest last
+        self._burst: _Burst | None = None  # continuity errors not yet announced
         self._started_wall = 0.0
         self._hls_by_ffmpeg = False  # HLS this reader cannot feed goes to FFmpeg's demuxer
         self._clock_epoch = 0  # times the stream's clock restarted (media times repeat)
+        self._av_windows = _FinalWindows(self.config.av_sync)
 
     # -- public ------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -290,22 +381,24 @@ class Monitor:
                 yield from self._media(item)
             elif isinstance(item, _Opened):
                 self._opened(item)
-                yield from self._set(ORIGIN_UNREACHABLE, False)
+                yield from self._cause(ORIGIN_UNREACHABLE, False)
             elif isinstance(item, _OpenFailed):
                 if not item.timed_out:  # a silent UDP input is a loss, not an unreachable origin
-                    yield from self._set(ORIGIN_UNREACHABLE, True, {"reason": item.reason})
+                    yield from self._cause(ORIGIN_UNREACHABLE, True, {"reason": item.reason})
                 yield from self._watchdog()
             elif isinstance(item, _Health):
                 if item.detector == GAP:
                     self._pending_gap_details.update(item.details)
                 else:
-                    yield from self._set(item.detector, item.active, item.details)
+                    yield from self._cause(item.detector, item.active, item.details)
             elif isinstance(item, _Anchor):
                 self._program_clock = True
                 self._anchors.append(item)
                 self._need_anchor = False
             elif isinstance(item, _Counters):
                 self._update_stats(decode_errors=self._stats.decode_errors + item.decode_errors)
+            elif isinstance(item, _Corrupt):
+                yield from self._corrupt(item)
             elif isinstance(item, _Fatal):
                 raise item.error
             elif isinstance(item, _Ended):
@@ -315,6 +408,7 @@ class Monitor:
                 self._flush_audio()
                 yield from self._watchdog()
         self._flush_audio()
+        yield from self._announce_burst()
         yield from self._evaluate(force=True)
         yield from self._close_all(ended.reason if ended else "watch stopped")
         self._update_stats(state="ended" if ended else "stopped")
@@ -393,6 +487,9 @@ class Monitor:
                                       media_time_s=media, state="live", last_media_wall=now)
         current = max((e for e in (self._video_edge, self._audio_edge) if e is not None),
                       default=None)
+        if self._burst is not None and current is not None and not self._burst.behind \
+                and current >= self._burst.end + _BURST_S:
+            yield from self._announce_burst()
         if current is not None and current >= self._next_eval:
             self._next_eval = current + self.eval_interval_s
             yield from self._evaluate()
@@ -420,6 +517,9 @@ class Monitor:
             self._anchors.append(_Anchor(t, now))
         details = {"from_s": round(edge, 3), "to_s": round(t, 3), **self._pending_gap_details}
         self._pending_gap_details = {}
+        if self._burst is not None:  # the counters jumped with the timestamps: one gap
+            details["continuity_errors"] = self._burst.packets
+            self._burst = None
         if t < edge:
             details["reason"] = "timestamps went back"
             self._clock_epoch += 1
@@ -427,23 +527,58 @@ class Monitor:
             # media at the same times: the new clock starts with none, and what was open on
             # the old clock ends where that clock stopped
             for key in [k for k, o in self._open.items()
-                        if o.detector not in (INPUT_LOSS, ORIGIN_UNREACHABLE, STALE_PLAYLIST)]:
+                        if o.detector != INPUT_LOSS]:
                 yield from self._close(key, self._open[key].last_end,
                                        {**self._open[key].details, "closed_by": GAP})
             self._chunks.clear()
             self._closed.clear()
-            self._next_eval = self._next_slow_eval = float("-inf")
+            self._av_windows.clear()
+            self._next_eval = float("-inf")
         # one cause, one alert: a jump across an input loss is that loss coming back, not
         # another finding
         if INPUT_LOSS in self._open:
             yield from self._set(INPUT_LOSS, False, end_s=t)
         else:
             start, end = (edge, t) if t > edge else (t, t)
-            gap_id = self._defect_id(GAP, start)
-            yield self._emit("open", GAP, start, None, 1.0, details, gap_id)
-            yield self._emit("close", GAP, start, end, 1.0, details, gap_id)
-            with self._lock:
-                self._stats = replace(self._stats, gaps=self._stats.gaps + 1)
+            yield from self._gap(start, end, details)
+
+    def _gap(self, start: float, end: float, details: dict[str, Any]) -> Iterator[DefectEvent]:
+        """A gap is announced once it is known whole: open and close together."""
+        gap_id = self._defect_id(GAP, start)
+        yield self._emit("open", GAP, start, None, 1.0, details, gap_id)
+        yield self._emit("close", GAP, start, end, 1.0, details, gap_id)
+        with self._lock:
+            self._stats = replace(self._stats, gaps=self._stats.gaps + 1)
+
+    def _corrupt(self, item: _Corrupt) -> Iterator[DefectEvent]:
+        """Transport packets were lost before a packet (MPEG-TS continuity counter): a gap,
+        announced once the media has run past it (packets lost close together are one)."""
+        if INPUT_LOSS in self._open:
+            return  # a sender coming back restarts its counters: that is the loss ending
+        edge = max((e for e in (self._video_edge, self._audio_edge) if e is not None),
+                   default=0.0)
+        t = item.t if item.t is not None else edge
+        b = self._burst
+        if b is not None and t - b.end > _BURST_S:
+            yield from self._announce_burst()
+            b = None
+        if b is None:
+            # a sender that restarted restarts its counters and its clock: the timestamp jump
+            # that follows is the one gap, and takes this burst in
+            self._burst = _Burst(t, t + item.duration, 1, {item.track},
+                                 behind=t < edge - 3.0)
+        else:
+            b.start, b.end = min(b.start, t), max(b.end, t + item.duration)
+            b.packets += 1
+            b.tracks.add(item.track)
+
+    def _announce_burst(self) -> Iterator[DefectEvent]:
+        b, self._burst = self._burst, None
+        if b is None or INPUT_LOSS in self._open:
+            return
+        yield from self._gap(b.start, b.end, {
+            "reason": "continuity errors: transport packets lost", "packets": b.packets,
+            "tracks": sorted(b.tracks)})
 
     def _rotate(self, at: float | None = None) -> None:
         """Keep the current chunk's evidence, start fresh scanners, drop expired chunks."""
@@ -464,22 +599,29 @@ class Monitor:
     def _evaluate(self, force: bool = False) -> Iterator[DefectEvent]:
         if not self._scanners and not self._chunks:
             return
-        edge = max((e for e in (self._video_edge, self._audio_edge) if e is not None),
-                   default=0.0)
-        slow_due = force or edge >= self._next_slow_eval
-        if slow_due:
-            self._next_slow_eval = edge + self.slow_eval_interval_s
-        # A/V sync compares every cue with its neighbours (quadratic in the cues kept) and
-        # needs 5 s to report anything: it is re-merged less often than the others
-        evaluated = [d for d in self._active if slow_due or d.name not in _SLOW]
+        final_s = self._final_s()
+        # A/V sync's result changes when a correlation window completes (every 5 s); between
+        # two, re-merging would correlate the windows growing at the edge again for little
+        av_due = self._av_windows.due(final_s) or force
+        evaluated = [d for d in self._active if av_due or d.name != "av_sync"]
         found: list[Defect] = []
         for det in evaluated:
             evidence = [chunk[det.name] for _, chunk in self._chunks if det.name in chunk]
             if det.name in self._scanners:
                 evidence.append(self._scanners[det.name].evidence())
+            if det.name == "av_sync":
+                evidence = self._av_windows.evidence(evidence, final_s)
             # "could not measure here" is in the report, never an alert
             found += [d for d in det.finalize(evidence) if not d.unmeasured]
         yield from self._diff(found, {d.name for d in evaluated})
+
+    def _final_s(self) -> float | None:
+        """Media time before which A/V sync's envelopes can no longer change: both tracks fed
+        past it, with a margin for the bins placed between two pictures and for late packets
+        (media up to 1 s behind the edge is still fed; older media is a restarted clock)."""
+        if self._video_edge is None or self._audio_edge is None:
+            return None
+        return min(self._video_edge, self._audio_edge) - 1.0 - 2.0 / self._fps
 
     def _edge_for(self, detector: str) -> float | None:
         if detector in ("silence", "clipping"):
@@ -558,7 +700,7 @@ class Monitor:
         for key in list(self._open):
             o = self._open[key]
             end = max(o.last_end, o.start_s)
-            if o.detector in (INPUT_LOSS, ORIGIN_UNREACHABLE, STALE_PLAYLIST):
+            if o.detector == INPUT_LOSS:
                 edge = max((e for e in (self._video_edge, self._audio_edge) if e is not None),
                            default=o.start_s)
                 end = max(end, edge)
@@ -577,14 +719,15 @@ class Monitor:
             yield self._emit("open", detector, edge, None, 1.0, o.details, o.defect_id,
                              start_utc=o.start_utc)
             if detector == INPUT_LOSS:
+                self._burst = None  # packets lost as the input went: part of the loss
                 self._update_stats(state="input_lost")
                 # one cause, one alert: content defects end where the media ended
-                for key in [k for k, o in self._open.items()
-                            if o.detector not in (INPUT_LOSS, ORIGIN_UNREACHABLE,
-                                                  STALE_PLAYLIST, GAP)]:
+                for key in [k for k, o in self._open.items() if o.detector != INPUT_LOSS]:
                     yield from self._close(key, self._open[key].last_end,
                                            {**self._open[key].details, "closed_by": INPUT_LOSS})
         elif not active and detector in self._open:
+            if detector == INPUT_LOSS:
+                self._burst = None  # a sender coming back restarts its continuity counters
             o = self._open[detector]
             end = end_s if end_s is not None else edge
             details = dict(o.details)
@@ -603,7 +746,37 @@ class Monitor:
         if since >= self.input_timeout and INPUT_LOSS not in self._open:
             self._flush_audio()
             yield from self._evaluate(force=True)
-            yield from self._set(INPUT_LOSS, True, {"no_media_for_s": round(since, 1)})
+            yield from self._set(INPUT_LOSS, True,
+                                 {"no_media_for_s": round(since, 1), **self._cause_details()})
+
+    def _cause(self, name: str, active: bool,
+               details: dict[str, Any] | None = None) -> Iterator[DefectEvent]:
+        """Record (or clear) why the input may be lost: an origin that cannot be reached, a
+        playlist that stopped growing. One cause, one alert: these are not announced by
+        themselves but as the cause of the ``input_loss`` they lead to (``details.cause``),
+        whichever is found first; a cause found while the loss is open updates it."""
+        if not active:
+            self._causes.pop(name, None)
+            return
+        self._causes.pop(name, None)  # the latest cause is the one reported
+        self._causes[name] = dict(details or {})
+        loss = self._open.get(INPUT_LOSS)
+        if loss is None:
+            return
+        details = {"no_media_for_s": loss.details.get("no_media_for_s"),
+                   **self._cause_details()}
+        if details != loss.details:
+            loss.details = details
+            loss.updates += 1
+            yield self._emit("update", INPUT_LOSS, loss.start_s, None, loss.confidence,
+                             loss.details, loss.defect_id, seq=loss.updates,
+                             start_utc=loss.start_utc)
+
+    def _cause_details(self) -> dict[str, Any]:
+        if not self._causes:
+            return {}
+        name = next(reversed(self._causes))
+        return {"cause": name, **self._causes[name]}
 
     # -- times --------------------------------------------------------------------------------
     def _defect_id(self, detector: str, start: float) -> str:
@@ -687,7 +860,9 @@ class Monitor:
                     reader = MediaReader(self.source, stream_clock=self.live,
                                          timeout=max(2.0, self.input_timeout) if self.live
                                          else None)
-                    ended = self._decode(reader, None)
+                    # continuity counters across HLS segments mean nothing (packagers may restart
+                    # them per segment); avmon's HLS reader reports lost segments instead
+                    ended = self._decode(reader, None, continuity=not self._hls_by_ffmpeg)
                     got_media = reader.stats.video_frames + reader.stats.audio_samples > 0
                     # FFmpeg's HLS demuxer reloads a live playlist until its end tag
                     if ended.clean and self.live and not self._hls_by_ffmpeg:
@@ -712,13 +887,17 @@ class Monitor:
             self._stop.wait(delay)
             delay = min(self.backoff[1], delay * 2)
 
-    def _decode(self, reader: MediaReader,
-                on_packet: Callable[[int, float], None] | None) -> _Ended:
+    def _decode(self, reader: MediaReader, on_packet: Callable[[int, float], None] | None,
+                continuity: bool = False) -> _Ended:
+        def on_corrupt(track: str, t: float | None, duration: float) -> None:
+            self._put(_Corrupt(track, t, duration))
+
         with reader:
             if not self._put(_Opened(reader.has_video, reader.has_audio, reader.fps)):
                 return _Ended("stopped", True)
             reported = 0
-            for item in reader.frames(on_packet=on_packet):
+            for item in reader.frames(on_packet=on_packet,
+                                      on_corrupt=on_corrupt if continuity else None):
                 if not self._put(item):
                     return _Ended("stopped", True)
                 errors = reader.stats.corrupt_frames + reader.stats.packet_errors

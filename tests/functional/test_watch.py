@@ -243,12 +243,105 @@ def test_hls_alerts_within_a_segment_plus_two_seconds_then_stale_and_loss(
         stop_process(encoder, signal.SIGKILL)
         killed = time.time()
         assert watch.wait_for(lambda e: e.detector == "input_loss", 6) - killed <= 5.0
-        watch.wait_for(lambda e: e.detector == "stale_playlist" and e.event == "open", 8)
+        # one cause, one alert: the stale playlist is the loss's cause, not a second alert
+        watch.wait_for(lambda e: e.detector == "input_loss"
+                       and e.details.get("cause") == "stale_playlist", 8)
     finally:
         stop_process(encoder, signal.SIGKILL)
     events = watch.finish()
     check_pairs(events)
     assert all(e.start_utc and e.start_utc.endswith("Z") for e in events)
+    # (the watch may start before the encoder's first segments: a loss then too, closed)
+    after = [e for w, e in watch.seen if w >= killed]
+    assert next(e.event for e in after if e.detector == "input_loss") == "open"
+    assert [e.detector for e in after if e.event == "open"] == ["input_loss"]
+    assert not [e for e in events if e.detector in ("stale_playlist", "origin_unreachable")]
+
+
+class Origin:
+    """An HTTP origin serving ``directory`` on a fixed loopback port, stopped and restarted."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = 0
+        self.server: http.server.ThreadingHTTPServer | None = None
+
+    def start(self) -> str:
+        self.server = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", self.port), functools.partial(_Quiet, directory=str(self.directory)))
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+
+def wait_until(cond: Callable[[], bool], timeout: float) -> None:
+    end = time.time() + timeout
+    while not cond():
+        assert time.time() < end, "timed out"
+        time.sleep(0.05)
+
+
+def test_hls_origin_that_goes_away_is_one_input_loss_closed_when_it_returns(
+        live_clip: Path, tmp_path: Path) -> None:
+    origin = Origin(tmp_path)
+    base = origin.start()
+    encoder = subprocess.Popen(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-stream_loop", "2",
+         "-i", str(live_clip), "-c:v", "libx264", "-preset", "veryfast",
+         "-force_key_frames", "expr:gte(t,n_forced*1)", "-c:a", "aac", "-f", "hls",
+         "-hls_time", "1", "-hls_list_size", "30", "-hls_flags", "program_date_time",
+         str(tmp_path / "live.m3u8")])
+    watch = Watch(Monitor(f"{base}/live.m3u8", stream_id="origin", input_timeout=3.0,
+                          detectors=["freeze", "black", "silence"]))
+    try:
+        wait_until(lambda: watch.monitor.stats.frames > 50, 20)
+        origin.stop()  # the origin goes away; the encoder behind it goes on
+        stopped = time.time()
+        lost = watch.wait_for(lambda e: e.detector == "input_loss" and e.event == "open", 10)
+        assert lost - stopped <= 5.0
+        time.sleep(4.0)
+        origin.start()  # back on the same address, with the segments made meanwhile
+        watch.wait_for(lambda e: e.detector == "input_loss" and e.event == "close", 10)
+        time.sleep(1.0)
+    finally:
+        stop_process(encoder)
+        origin.stop()
+    events = watch.finish()
+    check_pairs(events)
+    # (a watch that starts before the encoder's first segments sees a loss then too, closed)
+    after = [e for w, e in watch.seen if w >= stopped]
+    loss = [e for e in after if e.detector == "input_loss"]
+    assert [e.event for e in loss] == ["open", "close"], [e.to_dict() for e in after]
+    assert loss[0].details["cause"] == "origin_unreachable"
+    assert loss[0].details["reason"]  # connection refused, or reset by the closing server
+    assert "closed_by" not in loss[1].details  # closed by the media coming back
+    assert not [e for e in events if e.detector in ("stale_playlist", "origin_unreachable")]
+    opened, closed = events.index(loss[0]), events.index(loss[1])
+    assert [e for e in events[opened + 1:closed] if e.event == "open"] == []
+
+
+@pytest.mark.parametrize("path", ["live.m3u8", "live.ts"], ids=["hls", "mpegts-over-http"])
+def test_refused_origin_is_one_input_loss_naming_its_cause(path: str) -> None:
+    with socket.socket() as s:  # a port nobody listens on: connections are refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    watch = Watch(Monitor(f"http://127.0.0.1:{port}/{path}", stream_id="refused",
+                          input_timeout=2.0, backoff=(0.2, 1.0)))
+    started = time.time()
+    assert watch.wait_for(lambda e: e.detector == "input_loss", 6) - started <= 3.0
+    time.sleep(2.0)  # reconnection attempts go on: they raise nothing new
+    events = watch.finish()
+    assert [(e.detector, e.event) for e in events] == [("input_loss", "open"),
+                                                       ("input_loss", "close")]
+    assert events[0].details["cause"] == "origin_unreachable"
+    assert "refused" in events[0].details["reason"].lower()
+    assert events[1].details["closed_by"] == "watch stopped"
 
 
 def test_hls_segment_that_fails_to_load_is_a_gap(live_clip: Path,
@@ -434,3 +527,60 @@ def test_webhook_down_then_up_loses_and_duplicates_nothing(live_clip: Path,
     assert up.returncode == 0, up.stderr
     ids = [str(r["id"]) for r in _Collector.received]
     assert ids == printed  # every event once, in order: the re-announced ones were duplicates
+
+
+class LossyRelay:
+    """A UDP relay on loopback that drops the datagrams numbered in ``drop`` on the way."""
+
+    def __init__(self, to_port: int, drop: set[int]) -> None:
+        self.rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.rx.bind(("127.0.0.1", 0))
+        self.rx.settimeout(0.2)
+        self.port = int(self.rx.getsockname()[1])
+        self.to = ("127.0.0.1", to_port)
+        self.drop = drop
+        self.count = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            while not self._stop.is_set():
+                try:
+                    data = self.rx.recv(65536)
+                except TimeoutError:
+                    continue
+                if self.count not in self.drop:
+                    tx.sendto(data, self.to)
+                self.count += 1
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.rx.close()
+
+
+@pytest.mark.parametrize("lost", [0, 2], ids=["clean", "two-losses"])
+def test_transport_packets_lost_on_the_way_are_gaps(live_clip: Path, lost: int) -> None:
+    port = free_udp_port()
+    datagrams = live_clip.stat().st_size // 1316  # ffmpeg sends 7 TS packets per datagram
+    drop = {int(datagrams * f) + i for f in (0.35, 0.7)[:lost] for i in range(3)}
+    relay = LossyRelay(port, drop)
+    watch = Watch(Monitor(f"udp://127.0.0.1:{port}", stream_id="lossy", input_timeout=2.0,
+                          detectors=["freeze"]))
+    sender = send_udp(live_clip, relay.port)
+    try:
+        sender.wait(timeout=20)
+        watch.wait_for(lambda e: e.detector == "input_loss" and e.event == "open", 6)
+    finally:
+        stop_process(sender)
+        relay.close()
+    events = watch.finish()
+    gaps = [e for e in events if e.detector == "gap" and e.event == "close"]
+    assert len(gaps) == lost, [e.to_dict() for e in events]
+    for gap in gaps:
+        assert gap.details["reason"] == "continuity errors: transport packets lost"
+        assert gap.details["packets"] >= 1
+    if lost:  # two separate places inside the 12 s clip (whose clock starts at 1.4 s)
+        assert 1.4 < gaps[0].start_s < gaps[0].end_s < gaps[1].start_s - 1.0 < 13.4

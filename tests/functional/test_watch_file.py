@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,36 @@ def test_a_clock_that_goes_back_is_one_gap_and_detection_resumes(tmp_path: Path)
     # passes the old one's edge
     second_open = [t for t, e in events if e.detector == "freeze" and e.event == "open"][2]
     assert second_open < 3.0
+
+
+def test_av_sync_correlates_each_window_a_bounded_number_of_times_and_matches_analyze(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import avmon.detectors.avsync as avsync
+    import avmon.monitor.live as live
+
+    clip = tmp_path / "late.mp4"
+    synthesize(SynthRequest(clip, 45, tuple(parse_defects("av_sync@10:25=+300ms")), 320, 176,
+                            seed=5))
+    calls: Counter[int] = Counter()
+    correlate = avsync.correlate_window
+
+    def counting(env: avsync.Envelopes, index: int,
+                 cfg: avsync.AvSyncConfig) -> avsync.Estimate | None:
+        calls[index] += 1
+        return correlate(env, index, cfg)
+
+    # both callers: finalize (windows still growing) and the monitor (windows it keeps)
+    monkeypatch.setattr(avsync, "correlate_window", counting)
+    monkeypatch.setattr(live, "correlate_window", counting)
+    events = list(Monitor(clip, detectors=["av_sync"]).events())
+    closes = [(round(e.start_s, 2), round(e.end_s or 0, 2), e.details["offset_ms"])
+              for e in events if e.event == "close"]
+    monkeypatch.setattr(avsync, "correlate_window", correlate)
+    expected = [(round(d.start_s, 2), round(d.end_s, 2), d.details["offset_ms"])
+                for d in analyze(clip, names=["av_sync"]).report.defects]
+    assert closes == expected and expected
+    # 45 s: windows 0..8 every 5 s. A window is correlated about three times while it grows
+    # at the live edge (once per completed window), then once when complete, and kept;
+    # re-merging every 2 s over the retained evidence correlated each up to 19 times.
+    assert set(calls) == set(range(9))
+    assert max(calls.values()) <= 5

@@ -202,6 +202,15 @@ def _segment_utc(store: ObjectStore, stream: str, sequence: int) -> str | None:
     return _plus(prev.start_utc, prev.duration)
 
 
+def _job_utc(store: ObjectStore, job: SegmentJob) -> str | None:
+    """A segment's UTC start when it is reported: the job's, or for a live segment ingested
+    before any playlist listed it (a packager writes a segment, then the playlist), what the
+    stream's playlist record says by now."""
+    if job.start_utc is not None or job.run != keys.LIVE_RUN:
+        return job.start_utc
+    return _segment_utc(store, job.stream, job.segment)
+
+
 def _plus(iso: str, seconds: float) -> str | None:
     return utc_iso(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() + seconds)
 
@@ -559,7 +568,7 @@ def aggregate(store: ObjectStore, notifier: Notifier, task: AggregateTask,
     report = SegmentReport(
         stream=job.stream, run=job.run, segment=job.segment,
         status="incomplete" if failed else "complete", start_s=job.start_s, end_s=m.end_s,
-        start_utc=job.start_utc, video=m.video, audio=m.audio_info, frames=len(m.frames),
+        start_utc=_job_utc(store, job), video=m.video, audio=m.audio_info, frames=len(m.frames),
         evidence=evidence, failed=failed, defects=[d.to_dict() for d in defects])
     store.put_json(keys.report(job.stream, job.run, job.segment), report.to_dict())
     done = _advance(store, notifier, report, analysis, state)
@@ -576,7 +585,7 @@ def record_failure(store: ObjectStore, notifier: Notifier, failure: SegmentFailu
     job = failure.job
     why = StepError(error=failure.error.error, cause=lambda_error_message(failure.error.cause))
     report = SegmentReport(stream=job.stream, run=job.run, segment=job.segment, status="failed",
-                           start_s=job.start_s, start_utc=job.start_utc,
+                           start_s=job.start_s, start_utc=_job_utc(store, job),
                            failed={"segment": why})
     store.put_json(keys.report(job.stream, job.run, job.segment), report.to_dict())
     done = _advance(store, notifier, report, analysis or AnalysisConfig(), state)

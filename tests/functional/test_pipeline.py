@@ -144,10 +144,13 @@ def received(cloud: LocalCloud, url: str) -> list[dict[str, Any]]:
 
 def test_a_live_stream_crossing_segment_boundaries_gives_one_open_and_one_close(
         cloud: LocalCloud, tmp_path: Path) -> None:
-    """Live HLS segments (a fixed 2 s GOP, cut by the ffmpeg CLI's HLS muxer) uploaded one by
-    one; a freeze, a black, a silence and an A/V offset each cross a segment boundary."""
+    """A live HLS stream as a packager writes it (2 s segments on a fixed GOP named
+    ``cam_00000.ts``, a playlist with EXT-X-PROGRAM-DATE-TIME, by the ffmpeg CLI), fed segment
+    then playlist, one by one; a freeze, a black, a silence and an A/V offset each cross a
+    segment boundary. What a consumer subscribed to the topic receives: one open and one close
+    per defect, in the event schema, with the intervals of ``avmon analyze`` on the stream."""
     from avmon.events import DefectEvent
-    from avmon.localcloud.simulate import _wait
+    from avmon.localcloud.simulate import simulate_playlist
     from tests.unit.test_stream_state import (
         DEFECTS,
         assert_as_analyze,
@@ -158,22 +161,20 @@ def test_a_live_stream_crossing_segment_boundaries_gives_one_open_and_one_close(
 
     synthesize(SynthRequest(tmp_path / "src.ts", 26, tuple(parse_defects(DEFECTS)), 160, 96,
                             seed=7))
-    segments = hls(tmp_path / "src.ts", tmp_path)
+    hls(tmp_path / "src.ts", tmp_path)
     url = subscribed_queue(cloud)
-    names = [keys.execution_name("cam-live", keys.LIVE_RUN, n) for n in range(len(segments))]
-    cloud.upload(segments[0].read_bytes(), "ingest/cam-live/000000.ts")
-    _wait(cloud, names[:1], None, 120)
-    for n, path in enumerate(segments[1:], 1):  # the rest as they come: they finish in any order
-        cloud.upload(path.read_bytes(), f"ingest/cam-live/{n:06d}.ts")
-    executions = _wait(cloud, names, None, 300)
-    assert {e["status"] for e in executions} == {"SUCCEEDED"}
+    sim = simulate_playlist(str(tmp_path / "live.m3u8"), cloud=cloud, folder="cam-live")
+    assert sim.failed_segments == [] and sim.exit_code == 0
     envelopes = [m for m in received(cloud, url)
-                 if m["MessageAttributes"]["stream"]["Value"] == "cam-live"]
+                 if m["MessageAttributes"]["stream"]["Value"] == "cam-live/cam"]
     events = [DefectEvent.from_dict(json.loads(m["Message"])) for m in envelopes]
     for m, e in zip(envelopes, events, strict=True):
         assert m["MessageAttributes"]["detector"]["Value"] == e.detector
         assert m["MessageAttributes"]["event"]["Value"] == e.event
-        assert m["Subject"].startswith(f"avmon {e.event} {e.detector} cam-live")
+        assert m["Subject"].startswith(f"avmon {e.event} {e.detector} cam-live/cam")
+        assert e.start_utc is not None  # from the playlist's EXT-X-PROGRAM-DATE-TIME
+    # simulate --json lists the same messages under alerts
+    assert sorted(a["id"] for a in sim.alerts if "event" in a) == sorted(e.id for e in events)
     single = single_on_stream_clock(tmp_path / "live.m3u8", tmp_path / "whole.ts")
     assert_as_analyze(intervals(events), single)
 

@@ -1,9 +1,10 @@
 """Speed and memory of ``avmon analyze`` against ffmpeg on the same file, in one run.
 
-    .venv/bin/python benchmarks/speed.py [--repeat 3] [--out bench-out]
+    .venv/bin/python benchmarks/speed.py [--repeat 3] [--out bench-out] [--size 1920x1080]
+                                         [--skip-memory]
 
-Makes (once) a 60 s 1280x720 25 fps H.264 + AAC stream with every kind of defect, then measures
-the CPU seconds (user + system, all threads, from getrusage of the child) of:
+Makes (once) a 60 s 25 fps H.264 + AAC stream (1280x720 unless ``--size``) with every kind of
+defect, then measures the CPU seconds (user + system, all threads, from getrusage of the child) of:
 
 - ``avmon analyze FILE --json`` (all six detectors, decoding included, interpreter start included)
 - ``ffmpeg -threads 1 -i FILE -f null -`` (decode only: the reference)
@@ -45,10 +46,10 @@ def cpu_of(cmd: list[str]) -> tuple[float, float, int]:
     return cpu, wall, after.ru_maxrss // 1024
 
 
-def make(path: Path, seconds: int) -> Path:
+def make(path: Path, seconds: int, size: str) -> Path:
     if not path.exists():
         subprocess.run([sys.executable, "-m", "avmon", "synth", str(path), "--duration",
-                        str(seconds), "--size", "1280x720", "--defects", DEFECTS], check=True)
+                        str(seconds), "--size", size, "--defects", DEFECTS], check=True)
     return path
 
 
@@ -62,13 +63,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "bench-out")
+    parser.add_argument("--size", default="1280x720", help="WxH of the stream (default 1280x720)")
+    parser.add_argument("--skip-memory", action="store_true",
+                        help="do not measure peak memory on the 60 s and a 240 s stream")
     args = parser.parse_args()
+    width, _, height = args.size.partition("x")
+    if not (width.isdigit() and height.isdigit()):
+        parser.error(f"--size {args.size!r}: expected WIDTHxHEIGHT, e.g. 1920x1080")
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         raise SystemExit("benchmark: the ffmpeg CLI is needed (Debian package 'ffmpeg')")
     args.out.mkdir(parents=True, exist_ok=True)
-    short = make(args.out / "bench-60s-720p.mp4", 60)
-    long = make(args.out / "bench-240s-720p.mp4", 240)
+    short = make(args.out / f"bench-60s-{height}p.mp4", 60, args.size)
     commands = {
         "ffmpeg decode only": [ffmpeg, "-v", "error", "-threads", "1", "-i", str(short),
                                "-f", "null", "-"],
@@ -84,7 +90,7 @@ def main() -> int:
             runs[name].append(cpu_of(cmd))
     base = statistics.median(c for c, _, _ in runs["ffmpeg decode only"])
     result = {"file": short.name, "repeat": args.repeat, "rows": {}}
-    print(f"{short.name}: 60 s, 1280x720, 25 fps H.264 + AAC; median of {args.repeat} runs\n")
+    print(f"{short.name}: 60 s, {args.size}, 25 fps H.264 + AAC; median of {args.repeat} runs\n")
     print(f"{'command':<30}{'CPU s':>8}{'wall s':>8}{'x ffmpeg decode':>17}")
     for name, rs in runs.items():
         cpu = statistics.median(c for c, _, _ in rs)
@@ -92,10 +98,12 @@ def main() -> int:
         result["rows"][name] = {"cpu_s": round(cpu, 2), "wall_s": round(wall, 2),
                                 "ratio": round(cpu / base, 2)}
         print(f"{name:<30}{cpu:>8.2f}{wall:>8.2f}{cpu / base:>17.2f}")
-    rss_short, rss_long = measure_rss(short), measure_rss(long)
-    result["max_rss_mib"] = {"60s": rss_short, "240s": rss_long}
-    print(f"\npeak memory of analyze: {rss_short} MiB on 60 s, {rss_long} MiB on 240 s")
-    (args.out / "speed.json").write_text(json.dumps(result, indent=2) + "\n")
+    if not args.skip_memory:
+        long = make(args.out / f"bench-240s-{height}p.mp4", 240, args.size)
+        rss_short, rss_long = measure_rss(short), measure_rss(long)
+        result["max_rss_mib"] = {"60s": rss_short, "240s": rss_long}
+        print(f"\npeak memory of analyze: {rss_short} MiB on 60 s, {rss_long} MiB on 240 s")
+    (args.out / f"speed-{height}p.json").write_text(json.dumps(result, indent=2) + "\n")
     return 0
 
 

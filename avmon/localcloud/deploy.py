@@ -38,13 +38,17 @@ import types
 import uuid
 import warnings
 import zipfile
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from avmon.errors import ConfigError
+from avmon.localcloud.executions import ExecutionPool
+from avmon.localcloud.expiry import LifecycleEmulation, Observer
 from avmon.localcloud.faults import Faults
+from avmon.localcloud.heap import return_large_buffers
 from avmon.localcloud.meter import Meter
 from avmon.localcloud.patching import MethodPatch
 from avmon.localcloud.project import project_root
@@ -52,6 +56,10 @@ from avmon.pipeline import keys, ports
 from avmon.pipeline.config import PipelineConfig
 
 ACCOUNT = "123456789012"
+# Executions evaluated at once (the rest wait, RUNNING, as throttled executions wait on AWS).
+# See README, "An hour on one machine": the in-process Lambda runs one invocation at a time, so
+# more executions in flight add threads and memory, not speed.
+DEFAULT_MAX_EXECUTIONS = 8
 REGION = "us-east-1"
 _FAKE_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
              "AWS_SECURITY_TOKEN": "testing", "AWS_SESSION_TOKEN": "testing",
@@ -94,16 +102,23 @@ class InProcessLambda:
     """Replaces moto's Docker-based invoke with the function's handler run in this process.
 
     Invocations run one at a time (an invocation's log is the process's stdout, redirected);
-    Step Functions' parallel branches therefore take turns, as on a 1-vCPU box.
+    Step Functions' parallel branches therefore take turns, as on a 1-vCPU box. The last
+    ``RECENT`` invocations are kept (an hour's stream makes tens of thousands), and the latest
+    of each function; ``observers`` are called after each invocation with the function's role,
+    its event and its error (None when it succeeded).
     """
+
+    RECENT = 256
 
     def __init__(self, meter: Meter, names: Callable[[str], str],
                  faults: Faults | None = None) -> None:
         self.meter = meter
         self.names = names
         self.faults = faults or Faults()
-        self.invocations: list[Invocation] = []
-        self.failures: list[str] = []
+        self.invocations: deque[Invocation] = deque(maxlen=self.RECENT)
+        self.latest: dict[str, Invocation] = {}  # role -> its latest invocation
+        self.failures: deque[str] = deque(maxlen=self.RECENT)
+        self.observers: list[Observer] = []
         # held while a handler runs with its environment in os.environ; whoever else reads
         # os.environ wholesale (botocore creating a client) takes it too
         self.lock = threading.RLock()
@@ -162,7 +177,11 @@ class InProcessLambda:
                                       "stackTrace": []})
             elapsed = time.perf_counter() - started
         self.meter.invoked(name, int(fn.memory_size), elapsed, error is not None)
-        self.invocations.append(Invocation(name, event, result, error, log.getvalue()))
+        invocation = Invocation(name, event, result, error, log.getvalue())
+        self.invocations.append(invocation)
+        self.latest[name] = invocation
+        for observer in self.observers:
+            observer(name, event, error)
         return payload, error is not None, log.getvalue()
 
     def _handler(self, fn: Any) -> Callable[[Any, Any], Any]:
@@ -311,9 +330,16 @@ class LocalCloud:
     Use as a context manager. Raises ConfigError if the stack does not deploy.
     """
 
-    def __init__(self, config: PipelineConfig | None = None) -> None:
+    def __init__(self, config: PipelineConfig | None = None, *,
+                 max_executions: int = DEFAULT_MAX_EXECUTIONS, expire: bool = True,
+                 keep_histories: bool = False) -> None:
         self.config = (config or PipelineConfig()).validate()
         self.meter = Meter()
+        # moto would run every execution at once and keep every history and object: bounded
+        # and forgotten as AWS's quotas and lifecycle rules do (executions.py, expiry.py)
+        self.executions_pool = ExecutionPool(max_executions, keep_histories)
+        self.expire = expire
+        self.lifecycle: LifecycleEmulation | None = None
         self.deployment: Deployment | None = None
         self._names: dict[str, str] = {}
         self.faults = Faults()
@@ -328,6 +354,7 @@ class LocalCloud:
         from moto import mock_aws
 
         project_root()  # the CDK app and the handlers: a clear error before anything starts
+        return_large_buffers()  # or the resident set grows with the stream (heap.py)
         stack = contextlib.ExitStack()
         self._stack = stack
         # moto logs every template resource it does not model (bucket and topic policies) and
@@ -345,6 +372,8 @@ class LocalCloud:
             }))
             self.invoker.install()
             stack.callback(self.invoker.uninstall)
+            self.executions_pool.install()
+            stack.callback(self.executions_pool.uninstall)
             ports.reset_session()
             stack.callback(ports.reset_session)
             self.meter.attach(ports.session())
@@ -354,6 +383,9 @@ class LocalCloud:
             # moto prints (not logs) its probe for a Docker host while creating functions
             with contextlib.redirect_stdout(self.deploy_log):
                 self.deployment = self._deploy()
+            if self.expire:
+                self.lifecycle = LifecycleEmulation(self.client("s3"), self.deployment.bucket)
+                self.invoker.observers.append(self.lifecycle.observe)
         except BaseException:
             stack.close()
             raise
@@ -478,7 +510,13 @@ class LocalCloud:
             out += page["executions"]
         return out
 
+    def transitions(self, execution_arn: str) -> int:
+        """The states an ended execution entered (counted in its history when it ended)."""
+        return self.executions_pool.transitions.get(execution_arn, 0)
+
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        """An execution's event history: empty once it ended, unless the cloud was made with
+        ``keep_histories`` (an hour's histories would not fit in memory)."""
         sfn = self.client("stepfunctions")
         events: list[dict[str, Any]] = []
         for page in sfn.get_paginator("get_execution_history").paginate(

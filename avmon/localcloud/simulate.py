@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from avmon.errors import EXIT_INCOMPLETE, AvmonError
-from avmon.localcloud.deploy import LocalCloud
+from avmon.localcloud.deploy import DEFAULT_MAX_EXECUTIONS, LocalCloud
 from avmon.media.decode import probe
 from avmon.pipeline import keys, ports
 from avmon.pipeline.config import PipelineConfig
@@ -32,6 +32,9 @@ class Simulation:
     keys: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
     run: str = ""
+    # what the lifecycle emulation deleted (not usage: expirations are neither requests nor
+    # billed) and how many executions ran at once
+    local: dict[str, Any] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -43,7 +46,7 @@ class Simulation:
         return {**self.report, "usage": self.usage, "run": self.run,
                 "segments": {"total": self.usage["executions"],
                              "failed": self.failed_segments},
-                "pipeline": self.config}
+                "pipeline": self.config, "local": self.local}
 
 
 def ingest_key(path: Path) -> str:
@@ -53,16 +56,18 @@ def ingest_key(path: Path) -> str:
 
 def simulate(path: Path, config: PipelineConfig | None = None,
              progress: Progress | None = None, cloud: LocalCloud | None = None,
-             timeout_s: float = 3600.0, key: str | None = None) -> Simulation:
+             timeout_s: float = 3600.0, key: str | None = None,
+             max_executions: int = DEFAULT_MAX_EXECUTIONS) -> Simulation:
     """Run ``path`` through the pipeline, uploaded to ``key`` (default ``ingest/<file name>``).
-    Pass ``cloud`` to reuse a deployment (a re-upload is a new run of the same stream).
+    Pass ``cloud`` to reuse a deployment (a re-upload is a new run of the same stream);
+    ``max_executions`` applies to a fresh one.
 
     Raises MediaOpenError for input that is not media (the same check and message as analyze),
     AvmonError if the ingest step fails.
     """
     probe(path)  # fail fast, with analyze's message, before deploying anything
     if cloud is None:
-        with LocalCloud(config) as fresh:
+        with LocalCloud(config, max_executions=max_executions) as fresh:
             return _run(fresh, path, key or ingest_key(path), progress, timeout_s)
     return _run(cloud, path, key or ingest_key(path), progress, timeout_s)
 
@@ -72,13 +77,20 @@ def _run(cloud: LocalCloud, path: Path, key: str, progress: Progress | None,
     cloud.meter.reset()
     run = _ingest(cloud, path, key)
     executions = _wait(cloud, run["started"], progress, timeout_s)
-    transitions = sum(sum(1 for h in cloud.history(e["executionArn"])
-                          if h["type"].endswith("StateEntered")) for e in executions)
+    transitions = sum(cloud.transitions(e["executionArn"]) for e in executions)
     collected = _collect(cloud, keys.stream_id_of(run["key"]), path, run["run"], executions)
     usage = {"executions": len(executions), "state_transitions": transitions,
              **cloud.meter.to_dict()}
     return Simulation(collected.report, usage, collected.failed, cloud.object_keys(),
-                      cloud.config.to_dict(), run["run"])
+                      cloud.config.to_dict(), run["run"], _local(cloud))
+
+
+def _local(cloud: LocalCloud) -> dict[str, Any]:
+    """How the simulation held the run: executions at once, objects the emulated lifecycle
+    rule deleted."""
+    pool = cloud.executions_pool
+    return {"max_executions": pool.limit, "peak_executions": pool.peak,
+            "expired": cloud.lifecycle.to_dict() if cloud.lifecycle else None}
 
 
 @dataclass
@@ -122,7 +134,8 @@ def _collect(cloud: LocalCloud, stream: str, path: Path, run: str,
 
 def simulate_many(paths: list[Path], config: PipelineConfig | None = None,
                   throttle: Any = None, progress: Progress | None = None,
-                  timeout_s: float = 3600.0) -> dict[str, Any]:
+                  timeout_s: float = 3600.0,
+                  max_executions: int = DEFAULT_MAX_EXECUTIONS) -> dict[str, Any]:
     """Several streams at once through one deployment, optionally under a StateTransition
     bucket (a TransitionThrottle): what each stream found and how long its segments took.
 
@@ -132,7 +145,7 @@ def simulate_many(paths: list[Path], config: PipelineConfig | None = None,
         probe(path)
     if len({p.name for p in paths}) != len(paths):
         raise AvmonError("two inputs have the same file name (the stream's name); rename one")
-    with LocalCloud(config) as cloud:
+    with LocalCloud(config, max_executions=max_executions) as cloud:
         if throttle is not None:
             throttle.install()
         try:
@@ -157,36 +170,41 @@ def simulate_many(paths: list[Path], config: PipelineConfig | None = None,
                                 "max": round(max(c.durations, default=0.0), 2)},
             })
         usage = {"executions": len(executions), **cloud.meter.to_dict()}
-    return {"streams": streams, "usage": usage,
+        local = _local(cloud)
+    return {"streams": streams, "usage": usage, "local": local,
             "throttle": throttle.to_dict() if throttle is not None else None}
 
 
 def _ingest(cloud: LocalCloud, path: Path, key: str) -> dict[str, Any]:
     """Upload ``path`` to ``key`` (the notification runs the ingest Lambda); return the run the
     ingest step made of it. Raises AvmonError with the ingest step's cause if it failed."""
-    calls = len(cloud.invoker.invocations)
+    before = cloud.invoker.latest.get("Ingest")
     cloud.upload(path.read_bytes(), key)
-    ingest = [i for i in cloud.invoker.invocations[calls:] if i.function == "Ingest"]
-    if not ingest or ingest[-1].error:
+    ingest = cloud.invoker.latest.get("Ingest")
+    if ingest is None or ingest is before or ingest.error:
         why = cloud.invoker.failures[-1] if cloud.invoker.failures else "it never ran"
         raise AvmonError(f"{path}: the ingest step failed: {why.split(': ', 1)[-1]}")
-    run: dict[str, Any] = ingest[-1].result["runs"][0]
+    run: dict[str, Any] = ingest.result["runs"][0]
     return run
 
 
 def _wait(cloud: LocalCloud, names: list[str], progress: Progress | None,
           timeout_s: float) -> list[dict[str, Any]]:
-    """The executions named ``names`` once none is running."""
+    """The executions named ``names`` once every one has ended (watched in the execution
+    pool, which costs nothing; ListExecutions over thousands would, five times a second)."""
     deadline = time.monotonic() + timeout_s
     wanted = set(names)
+    assert cloud.deployment is not None
+    prefix = cloud.deployment.state_machine_arn.replace(":stateMachine:", ":execution:", 1)
+    arns = {f"{prefix}:{n}" for n in wanted}
+    ended = cloud.executions_pool.transitions
     while True:
-        mine = [e for e in cloud.executions() if e["name"] in wanted]
-        running = sum(1 for e in mine if e["status"] == "RUNNING")
-        done = len(mine) - running
+        done = sum(1 for a in arns if a in ended)
+        running = len(wanted) - done
         if progress is not None:
             progress(done, len(wanted), running)
-        if len(mine) >= len(wanted) and running == 0:
-            return mine
+        if running == 0:
+            return [e for e in cloud.executions() if e["name"] in wanted]
         if time.monotonic() > deadline:
             raise AvmonError(f"{running} execution(s) still running after {timeout_s:.0f} s")
         time.sleep(0.2)

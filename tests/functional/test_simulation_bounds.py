@@ -1,0 +1,89 @@
+"""A stream of many segments through the local simulation: executions run at most N at once,
+threads stay bounded, and no segment's working objects outlive its aggregation."""
+
+from __future__ import annotations
+
+import os
+import threading
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from avmon.evaluation.synth import SynthRequest, parse_defects, synthesize
+from avmon.localcloud.deploy import LocalCloud
+from avmon.localcloud.simulate import simulate
+from avmon.pipeline import keys
+from avmon.pipeline.config import PipelineConfig
+
+pytestmark = pytest.mark.functional
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+LIMIT = 3
+WORKING = (keys.SEGMENTS, keys.FRAMES, keys.AUDIO, keys.RESULTS)
+
+
+def most_at_once(intervals: list[tuple[datetime, datetime]]) -> int:
+    """The most intervals open at one instant (one ending as another starts: not both)."""
+    edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals],
+                   key=lambda e: (e[0], e[1]))
+    most = now = 0
+    for _, step in edges:
+        now += step
+        most = max(most, now)
+    return most
+
+
+def test_many_segments_run_at_most_n_at_once_and_leave_no_working_objects(
+        tmp_path: Path) -> None:
+    clip = tmp_path / "many.mp4"
+    synthesize(SynthRequest(clip, 8, tuple(parse_defects("black@3:1")), 160, 96, seed=4))
+    config = PipelineConfig(segment_seconds=0.5)  # 16 segments: 16 executions at once unbounded
+    threads: list[int] = []
+
+    def progress(done: int, total: int, running: int) -> None:
+        threads.append(threading.active_count())
+
+    with LocalCloud(config, max_executions=LIMIT, keep_histories=True) as cloud:
+        result = simulate(clip, cloud=cloud, progress=progress)
+        spans = []
+        for e in cloud.executions():
+            events = cloud.history(e["executionArn"])
+            assert events[0]["type"] == "ExecutionStarted"
+            assert events[-1]["type"] == "ExecutionSucceeded"
+            spans.append((events[0]["timestamp"], events[-1]["timestamp"]))
+        left = cloud.object_keys()
+
+    segments = result.usage["executions"]
+    assert segments == 16 and result.failed_segments == []
+    assert [d["detector"] for d in result.report["defects"]] == ["black"]
+    # StartExecution counted once each, though most executions waited for a slot
+    assert result.usage["requests"]["sfn"]["StartExecution"] == segments
+    assert result.usage["state_transitions"] == segments * 15
+    # the interpreter's own timestamps: never more than LIMIT executions between start and end
+    assert most_at_once(spans) == LIMIT == result.local["peak_executions"]
+    # a Parallel of 6 branches, each a Map with its iteration: ~20 threads per execution
+    assert max(threads) < 30 * LIMIT + 20
+    # only what `avmon report` reads is left: the upload, the run record, the segment reports
+    assert not [k for k in left if k.startswith(WORKING)]
+    assert sorted(k for k in left if k.startswith(keys.REPORTS)) == \
+        [keys.report("many.mp4", result.run, n) for n in range(segments)]
+    expired = result.local["expired"]
+    assert expired["by_prefix"]["segments/"] == segments
+    assert expired["by_prefix"]["frames/"] == result.report["video"]["frames"]
+    assert expired["by_prefix"]["results/"] == 6 * segments
+    # every object the pipeline PUT is either still stored or was expired: nothing uncounted
+    puts = result.usage["requests"]["s3"]["PutObject"]
+    assert puts == expired["objects"] + sum(1 for k in left if not k.startswith("ingest/"))
+
+
+def test_without_histories_an_ended_execution_keeps_its_record(tmp_path: Path) -> None:
+    clip = tmp_path / "short.mp4"
+    synthesize(SynthRequest(clip, 2, (), 160, 96, seed=5))
+    with LocalCloud(max_executions=1) as cloud:
+        result = simulate(clip, cloud=cloud)
+        (e,) = cloud.executions()
+        assert e["status"] == "SUCCEEDED"
+        assert cloud.history(e["executionArn"]) == []  # dropped once counted
+        assert cloud.transitions(e["executionArn"]) == 15 == result.usage["state_transitions"]
+
+

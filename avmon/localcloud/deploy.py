@@ -49,6 +49,7 @@ from avmon.localcloud.executions import ExecutionPool
 from avmon.localcloud.expiry import LifecycleEmulation, Observer
 from avmon.localcloud.faults import Faults
 from avmon.localcloud.heap import return_large_buffers
+from avmon.localcloud.limits import DEFAULT_MAX_EXECUTIONS
 from avmon.localcloud.meter import Meter
 from avmon.localcloud.patching import MethodPatch
 from avmon.localcloud.project import project_root
@@ -56,10 +57,6 @@ from avmon.pipeline import keys, ports
 from avmon.pipeline.config import PipelineConfig
 
 ACCOUNT = "123456789012"
-# Executions evaluated at once (the rest wait, RUNNING, as throttled executions wait on AWS).
-# See README, "An hour on one machine": the in-process Lambda runs one invocation at a time, so
-# more executions in flight add threads and memory, not speed.
-DEFAULT_MAX_EXECUTIONS = 8
 REGION = "us-east-1"
 _FAKE_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
              "AWS_SECURITY_TOKEN": "testing", "AWS_SESSION_TOKEN": "testing",

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from avmon.errors import EXIT_INCOMPLETE, AvmonError
-from avmon.localcloud.deploy import DEFAULT_MAX_EXECUTIONS, LocalCloud
+from avmon.localcloud.deploy import LocalCloud
+from avmon.localcloud.limits import DEFAULT_MAX_EXECUTIONS
 from avmon.media.decode import probe
 from avmon.pipeline import keys, ports
 from avmon.pipeline.config import PipelineConfig

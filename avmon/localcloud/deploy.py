@@ -15,7 +15,12 @@ No AWS account and no Docker. Steps, each the smallest change that makes moto be
 5. The input goes in through the same path as on AWS: a PutObject under ``ingest/`` fires the
    bucket notification, the ingest Lambda cuts segments and starts one execution per segment.
 
-``moto`` is pinned (requirements.txt): steps 3 and 4 use its private API, and a test checks both.
+6. Long streams: moto would start every execution at once and keep every object, history and
+   model instance; executions run at most ``max_executions`` at once (``executions.py``), a
+   segment's working objects are deleted once aggregated (the lifecycle rule, emulated early:
+   ``expiry.py``), and glibc is told to unmap large buffers (``heap.py``).
+
+``moto`` is pinned (requirements.txt): steps 3, 4 and 6 use its private API, and tests check them.
 Where moto's Step Functions interpreter names a Lambda API error ``Exception``, it is taught to
 name it as AWS does (``Lambda.TooManyRequestsException``), so the workflow's Retry on Lambda
 throttling runs locally too (``faults`` injects the throttling).
@@ -61,7 +66,9 @@ REGION = "us-east-1"
 _FAKE_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
              "AWS_SECURITY_TOKEN": "testing", "AWS_SESSION_TOKEN": "testing",
              "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
-             "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
+             "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+             # the handlers' Powertools: no EMF record in each invocation's log, no X-Ray
+             "POWERTOOLS_METRICS_DISABLED": "true", "POWERTOOLS_TRACE_DISABLED": "true"}
 
 
 @dataclass

@@ -3,8 +3,10 @@ threads stay bounded, and no segment's working objects outlive its aggregation."
 
 from __future__ import annotations
 
+import json
 import os
 import threading
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
@@ -79,13 +81,25 @@ def test_many_segments_run_at_most_n_at_once_and_leave_no_working_objects(
 
 
 def test_without_histories_an_ended_execution_keeps_its_record(tmp_path: Path) -> None:
+    """... and the handlers' metrics, switched on, add up to what the meter counted."""
     clip = tmp_path / "short.mp4"
     synthesize(SynthRequest(clip, 2, (), 160, 96, seed=5))
     with LocalCloud(max_executions=1) as cloud:
+        os.environ["POWERTOOLS_METRICS_DISABLED"] = "false"  # the cloud restores it on exit
         result = simulate(clip, cloud=cloud)
         (e,) = cloud.executions()
         assert e["status"] == "SUCCEEDED"
         assert cloud.history(e["executionArn"]) == []  # dropped once counted
         assert cloud.transitions(e["executionArn"]) == 15 == result.usage["state_transitions"]
+        published: Counter[str] = Counter()
+        for invocation in cloud.invoker.invocations:
+            for line in invocation.logs.splitlines():
+                record = json.loads(line) if line.startswith("{") else {}
+                for m in record.get("_aws", {}).get("CloudWatchMetrics", [{}])[0].get(
+                        "Metrics", []):
+                    value = record[m["Name"]]
+                    published[m["Name"]] += sum(value) if isinstance(value, list) else value
+        assert dict(published) == cloud.meter.metrics()
+        assert published["lambda.Invoke"] == 9  # ingest, converter, six detectors, aggregator
 
 

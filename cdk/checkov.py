@@ -41,8 +41,9 @@ ACCEPTED: dict[str, dict[str, str]] = {
                       " does not read",
     },
     "AWS::DynamoDB::Table": {
-        "CKV_AWS_119": "stream leases (owner, expiry, version) are not sensitive: encrypted at"
-                       " rest with the AWS-owned key, no customer key to manage",
+        "CKV_AWS_119": "stream leases (owner, expiry, version) and the pipeline's stream states"
+                       " (segment indices, times, defects announced) are not sensitive:"
+                       " encrypted at rest with the AWS-managed key, no customer key to manage",
     },
 }
 

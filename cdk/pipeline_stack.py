@@ -2,8 +2,9 @@
 
 S3 (the media bucket: segments, frames, audio buffers, results, reports), a Lambda per role (ingest,
 media converter, one per detector, aggregator), the Step Functions state machine loaded from
-``statemachine/pipeline.asl.json`` with ``definition_substitutions``, and an SNS topic for defect
-notifications. Every function may touch only its own keys.
+``statemachine/pipeline.asl.json`` with ``definition_substitutions``, a DynamoDB table of each
+stream's running state across segments (the aggregator's only), and an SNS topic for defect
+events. Every function may touch only its own keys.
 
 Nothing fails silently: an ingest event that still fails after Lambda's retries goes to a
 dead-letter queue; failed executions, a non-empty dead-letter queue and any function's errors
@@ -19,6 +20,7 @@ from typing import Any
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -146,11 +148,31 @@ class PipelineStack(cdk.Stack):  # type: ignore[misc]  # aws_cdk is not analysed
             self.allow(fn, "s3:PutObject", f"{keys.RESULTS}{detector}/")
             self.detectors[detector] = fn
 
+        # the stream's running state across segments (avmon.pipeline.state): one small item
+        # per stream and run, written conditionally; it expires with the reports (TTL)
+        self.states = dynamodb.Table(
+            self, "StreamStates",
+            partition_key=dynamodb.Attribute(name="stream", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="run", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True),
+            time_to_live_attribute="expires_at",
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
         self.aggregator = function("Aggregator", config.aggregator_memory_mb,
-                                   {"AVMON_TOPIC_ARN": self.topic.topic_arn})
-        self.allow(self.aggregator, "s3:GetObject", keys.RESULTS)
+                                   {"AVMON_TOPIC_ARN": self.topic.topic_arn,
+                                    "AVMON_STATE_TABLE": self.states.table_name})
+        # its results, the reports of the segments it merges (the state's tail), the run record
+        # (how many segments an upload has)
+        self.allow(self.aggregator, "s3:GetObject", keys.RESULTS, keys.REPORTS, keys.RUNS)
         self.allow(self.aggregator, "s3:PutObject", keys.REPORTS)
         self.topic.grant_publish(self.aggregator)
+        # the state protocol needs exactly these two calls, on this table only
+        self.aggregator.add_to_role_policy(iam.PolicyStatement(
+            actions=["dynamodb:GetItem", "dynamodb:PutItem"],
+            resources=[self.states.table_arn]))
 
         workflow_logs = logs.LogGroup(self, "WorkflowLogs", retention=retention,
                                       removal_policy=cdk.RemovalPolicy.DESTROY)
@@ -188,15 +210,22 @@ class PipelineStack(cdk.Stack):  # type: ignore[misc]  # aws_cdk is not analysed
             enforce_ssl=True, retention_period=cdk.Duration.days(14),
             removal_policy=cdk.RemovalPolicy.DESTROY)
         self.ingest = function("Ingest", config.ingest_memory_mb,
-                               {"AVMON_STATE_MACHINE_ARN": self.state_machine.state_machine_arn},
+                               {"AVMON_STATE_MACHINE_ARN": self.state_machine.state_machine_arn,
+                                "AVMON_TOPIC_ARN": self.topic.topic_arn},
                                on_failure=destinations.SqsDestination(self.dead_letters),
                                retry_attempts=config.ingest_retry_attempts)
         self.alarm("IngestDeadLetterDepth",
                    self.dead_letters.metric_approximate_number_of_messages_visible(
                        period=cdk.Duration.minutes(5), statistic="Maximum"),
                    "avmon: an upload could not be ingested (message in the dead-letter queue)")
-        self.allow(self.ingest, "s3:GetObject", keys.INGEST)
+        # a live segment reads its stream's playlist record (runs/); a playlist checks that the
+        # segments it lists landed (a LIST under ingest/ only) and publishes the gaps it finds
+        self.allow(self.ingest, "s3:GetObject", keys.INGEST, keys.RUNS)
         self.allow(self.ingest, "s3:PutObject", keys.SEGMENTS, keys.RUNS)
+        self.ingest.add_to_role_policy(iam.PolicyStatement(
+            actions=["s3:ListBucket"], resources=[self.bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{keys.INGEST}*"]}}))
+        self.topic.grant_publish(self.ingest)
         self.state_machine.grant_start_execution(self.ingest)
         self.bucket.add_event_notification(
             s3.EventType.OBJECT_CREATED, s3n.LambdaDestination(self.ingest),
@@ -205,6 +234,7 @@ class PipelineStack(cdk.Stack):  # type: ignore[misc]  # aws_cdk is not analysed
         cdk.CfnOutput(self, "BucketName", value=self.bucket.bucket_name)
         cdk.CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
         cdk.CfnOutput(self, "TopicArn", value=self.topic.topic_arn)
+        cdk.CfnOutput(self, "StateTableName", value=self.states.table_name)
         self.acknowledge_findings()
 
     def alarm(self, name: str, metric: cloudwatch.IMetric, description: str) -> None:

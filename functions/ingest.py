@@ -1,4 +1,5 @@
-"""Ingest: a stream (or a live segment) lands under ingest/; make it a run, start its segments."""
+"""Ingest: a stream (or a live segment) lands under ingest/; make it a run, start its segments.
+A live stream's HLS playlist is read instead: gaps found in it are published."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.utilities.data_classes import S3Event
 
-from avmon.pipeline.steps import Upload, ingest
+from avmon.pipeline import keys
+from avmon.pipeline.steps import Upload, ingest, ingest_playlist
 from functions.runtime import Dependencies, instrumented, logger
 
 
@@ -20,8 +22,16 @@ def handler(event: dict[str, Any], context: Any,
         obj = record.s3.get_object
         upload = Upload(unquote_plus(obj.key),  # S3 events URL-encode object keys
                         obj.etag or "", record.event_time, obj.version_id or "")
-        result = ingest(deps.store(record.s3.bucket.name), deps.starter, upload,
-                        deps.settings.pipeline)
+        store = deps.store(record.s3.bucket.name)
+        if keys.is_playlist(upload.key):
+            read = ingest_playlist(store, deps.notifier, upload)
+            summary = {"key": upload.key, "run": upload.run, "stale": read.record is None,
+                       "playlist": True, "stream": read.record.stream if read.record else "",
+                       "gaps": read.gaps, "segments": 0, "started": [], "already_started": []}
+            logger("avmon-ingest").info("playlist read", extra=summary)
+            runs.append(summary)
+            continue
+        result = ingest(store, deps.starter, upload, deps.settings.pipeline)
         summary = {"key": upload.key, "run": upload.run, "stale": result.record is None,
                    "segments": result.record.segments if result.record else 0,
                    "started": result.started, "already_started": result.already}

@@ -19,11 +19,13 @@ from avmon.errors import ConfigError
 from avmon.pipeline.config import PipelineConfig
 from avmon.pipeline.metering import INVOKE, NAMESPACE, bytes_metric, call_counts, put_body_size
 from avmon.pipeline.ports import (
+    DynamoStateStore,
     Notifier,
     ObjectStore,
     S3Store,
     SnsNotifier,
     Starter,
+    StateStore,
     StepFunctionsStarter,
     on_session,
 )
@@ -47,6 +49,7 @@ class Settings:
     topic_arn: str = ""
     state_machine_arn: str = ""
     detector: str = ""
+    state_table: str = ""
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -62,7 +65,7 @@ class Settings:
             raise ConfigError("AVMON_PIPELINE_CONFIG is not valid JSON") from None
         return cls(bucket, pipeline, env.get("AVMON_TOPIC_ARN", ""),
                    env.get("AVMON_STATE_MACHINE_ARN", ""),
-                   env.get("AVMON_DETECTOR", ""))
+                   env.get("AVMON_DETECTOR", ""), env.get("AVMON_STATE_TABLE", ""))
 
 
 class Dependencies:
@@ -70,9 +73,11 @@ class Dependencies:
     test (or another runtime) hands in. The composition root of every handler."""
 
     def __init__(self, settings: Settings, *, store: ObjectStore | None = None,
-                 notifier: Notifier | None = None, starter: Starter | None = None) -> None:
+                 notifier: Notifier | None = None, starter: Starter | None = None,
+                 states: StateStore | None = None) -> None:
         self.settings = settings
         self._store, self._notifier, self._starter = store, notifier, starter
+        self._states = states
 
     @classmethod
     def from_environment(cls) -> Dependencies:
@@ -86,6 +91,15 @@ class Dependencies:
     @property
     def notifier(self) -> Notifier:
         return self._notifier or SnsNotifier(self.settings.topic_arn)
+
+    @property
+    def states(self) -> StateStore:
+        """The stream-state table. Raises ConfigError if AVMON_STATE_TABLE is not set."""
+        if self._states is not None:
+            return self._states
+        if not self.settings.state_table:
+            raise ConfigError("AVMON_STATE_TABLE is not set")
+        return DynamoStateStore(self.settings.state_table)
 
     @property
     def starter(self) -> Starter:

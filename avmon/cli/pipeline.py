@@ -25,7 +25,12 @@ positive = number(float, gt=0, le=1_000_000)
 
 def register(sub: Subparsers) -> None:
     p = sub.add_parser("simulate", help="run the serverless pipeline locally, on moto")
-    p.add_argument("input", type=Path, nargs="+", help="media file(s); several run at once")
+    p.add_argument("input", nargs="+",
+                   help="media file(s), several run at once; or one HLS playlist (a path or an"
+                        " http(s) URL) fed segment by segment as a packager delivers it")
+    p.add_argument("--live", action="store_true",
+                   help="a playlist's segments are uploaded at the pace of their durations"
+                        " (default: as fast as possible)")
     p.add_argument("--transition-bucket", type=positive,
                    help="enforce a StateTransition token bucket of this many tokens")
     p.add_argument("--transition-refill", type=positive, default=10.0,
@@ -67,21 +72,61 @@ def pipeline_config(args: argparse.Namespace) -> Any:
 
 
 def simulate(args: argparse.Namespace) -> int:
+    from avmon.errors import ConfigError
+    from avmon.localcloud.simulate import is_playlist
     from avmon.media.decode import probe
 
     config = pipeline_config(args)
+    if any(is_playlist(i) for i in args.input):
+        if len(args.input) > 1 or args.transition_bucket is not None:
+            raise ConfigError("simulate: an HLS playlist runs alone (one input, no"
+                              " --transition-bucket)")
+        return _simulate_playlist(args, config)
+    if args.live:
+        raise ConfigError("simulate: --live paces an HLS playlist's segments; the input is a"
+                          " media file")
+    args.input = [Path(i) for i in args.input]
     for path in args.input:  # bad input fails here, before the deployment is announced
         probe(path)
     if len(args.input) > 1 or args.transition_bucket is not None:
         return _simulate_many(args, config)
     result = run_simulation(args.input[0], config, args.max_executions)
+    _print_simulation(args, result)
+    return _failures(result.failed_segments)
+
+
+def _print_simulation(args: argparse.Namespace, result: Any) -> None:
     if args.json:
         write_json(result.to_dict())
-    else:
-        print(format_report(result.report))
-        print()
-        print(format_usage(result.usage))
-        print(format_local(result.local))
+        return
+    print(format_report(result.report))
+    if result.playlist is not None:
+        p = result.playlist
+        print(f"\nplaylist  {p['location']} -> stream {p['stream']} ({p['folder']}):"
+              f" {p['uploaded']} segments uploaded, {len(p['unreadable'])} unreadable"
+              + (", ended (EXT-X-ENDLIST)" if p["ended"] else f", stopped: {p['stopped']}"))
+        for s in p["unreadable"]:
+            print(f"  unreadable: media sequence {s['media_sequence']} {s['segment']}:"
+                  f" {s['reason']}")
+    print(f"\nalerts    {len(result.alerts)} published to the topic")
+    for a in result.alerts:
+        if "event" in a:
+            from avmon.events import DefectEvent
+            print(f"  {DefectEvent.from_dict(a).describe()}")
+        else:
+            print(f"  {a['subject']}")
+    print()
+    print(format_usage(result.usage))
+    print(format_local(result.local))
+
+
+def _simulate_playlist(args: argparse.Namespace, config: Any) -> int:
+    from avmon.localcloud.simulate import read_playlist, simulate_playlist
+
+    read_playlist(args.input[0])  # bad input fails here, before the deployment is announced
+    with segments_progress() as tick:
+        result = simulate_playlist(args.input[0], config, live=args.live, progress=tick)
+    _print_simulation(args, result)
     return _failures(result.failed_segments)
 
 

@@ -43,6 +43,7 @@ saw whole: one segment per scanner (the serverless pipeline) and one scanner per
 
 from __future__ import annotations
 
+import base64
 import statistics
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -103,6 +104,10 @@ VIDEO_MEDIAN = 4        # picture change is measured against the median of this 
 SMOOTH_BINS = 2         # Gaussian sigma (bins) of both envelopes: frame times are quantized
 PEAK_LOBE_MS = 60.0     # the correlation within this distance of the peak belongs to the peak
 EVENT_S = 0.5           # moments of a window that count as separate events
+CUE_RECENT = 25         # a video cue's level is the median of this many frame changes before it
+ONSET_DEPTH = 10        # an audio onset is measured against this many 5 ms windows before it
+CUE_SPACING_S = 0.2     # two cues of one kind at least this far apart
+JOIN_S = 0.5            # a scanner whose media starts within this of another's end continues it
 
 
 class Estimate(NamedTuple):
@@ -208,10 +213,16 @@ class AvSyncScanner:
         self.video_cues: list[float] = []
         self.audio_cues: list[float] = []
         self._prev: VideoFrame | None = None
-        self._recent: deque[float] = deque(maxlen=25)
+        self._recent: deque[float] = deque(maxlen=CUE_RECENT)
         self._last_video_cue = -np.inf
+        self._changes_seen = 0
+        # the cue decisions that depend on media before this scanner's (see _BoundaryCues)
+        self._video_head: dict[str, Any] | None = None
+        self._audio_head: list[list[float]] = []
+        self._windows_seen = 0
+        self._last_window_t = 0.0
         self.windows = AudioWindows(config.window_s)
-        self._history: deque[float] = deque(maxlen=10)  # 50 ms of 5 ms mean powers
+        self._history: deque[float] = deque(maxlen=ONSET_DEPTH)  # 5 ms mean powers
         self._last_audio_cue = -np.inf
         # correlation estimator state
         self._grid = _Grid()
@@ -228,19 +239,26 @@ class AvSyncScanner:
     def feed_video(self, frame: VideoFrame) -> None:
         prev, self._prev = self._prev, frame
         if prev is None or prev.cells.shape != frame.cells.shape:
+            if self._video_head is None:
+                self._video_head = {"t": round(frame.t, 4), "cells": _pack(frame.cells),
+                                    "changes": []}
             self._changes.clear()
             self._prev_bin = None
             return
         change = float(np.mean(np.abs(frame.cells - prev.cells)))
-        level = float(np.median(self._recent)) if self._recent else 0.0
-        self._recent.append(change)
+        self._changes_seen += 1
         # a cut in a dark scene moves the picture by a few levels only: what makes it a cue is
         # the jump against the recent frame-to-frame change, with a small absolute floor
-        if (change >= self.config.video_jump
-                and change >= self.config.video_jump_ratio * level
-                and frame.t - self._last_video_cue > 0.2):
-            self.video_cues.append(round(frame.t, 4))
+        cue = _video_cue(change, frame.t, self._recent, self._last_video_cue, self.config)
+        if cue:
             self._last_video_cue = frame.t
+        if self._video_head is not None and self._changes_seen <= CUE_RECENT:
+            # the level of these changes includes frames before this scanner's first one (the
+            # previous segment's, in the pipeline): finalize decides them, knowing those
+            self._video_head["changes"].append([round(frame.t, 4), round(change, 4)])
+        elif cue:
+            self.video_cues.append(round(frame.t, 4))
+        self._recent.append(change)
         self._feed_picture_change(frame.t, change)
 
     def _feed_picture_change(self, t: float, change: float) -> None:
@@ -271,7 +289,14 @@ class AvSyncScanner:
             return
         power = np.maximum(np.mean(np.square(windows, dtype=np.float64), axis=(1, 2)), 1e-20)
         cfg = self.config
-        depth = self._history.maxlen or 1
+        depth = ONSET_DEPTH
+        head = max(0, min(len(power), depth - self._windows_seen))
+        for i in range(head):
+            # without ONSET_DEPTH windows of its own before it, an onset is decided in finalize
+            # (with the previous segment's windows, where there is one)
+            self._audio_head.append([round(float(starts[i]), 4), _sig(float(power[i]))])
+        self._windows_seen += len(power)
+        self._last_window_t = float(starts[-1])
         past = np.concatenate([np.array(self._history, dtype=np.float64), power])
         # mean power of the `depth` windows before each window, from a running sum
         csum = np.concatenate([[0.0], np.cumsum(past)])
@@ -284,7 +309,7 @@ class AvSyncScanner:
         hits = np.flatnonzero(full & (level >= cfg.audio_floor_dbfs) & (rise >= cfg.audio_rise_db))
         for i in hits.tolist():  # only candidate onsets reach Python
             t = float(starts[i])
-            if t - self._last_audio_cue > 0.2:
+            if t - self._last_audio_cue > CUE_SPACING_S:
                 self.audio_cues.append(round(t, 4))
                 self._last_audio_cue = t
         self._history.extend(power[-depth:].tolist())
@@ -350,12 +375,140 @@ class AvSyncScanner:
             pieces.append(self._head or env.to_evidence(self._grid.first,
                                                         self._grid.first + width + 2 * lag))
             pieces.append(env.to_evidence(env.end - width - 2 * lag, env.end))
+        tail: dict[str, Any] = {}
+        if self._prev is not None:
+            tail["video"] = {"t": round(self._prev.t, 4), "cells": _pack(self._prev.cells),
+                             "recent": [round(c, 4) for c in self._recent],
+                             "last_cue": _finite(self._last_video_cue)}
+        if self._history:
+            tail["audio"] = {"t": round(self._last_window_t, 4),
+                             "powers": [_sig(p) for p in self._history],
+                             "last_cue": _finite(self._last_audio_cue)}
         return {"video_cues": self.video_cues, "audio_cues": self.audio_cues,
+                "cue_head": {"video": self._video_head, "audio": self._audio_head},
+                "cue_tail": tail,
                 "bin_s": self.config.bin_s,
                 "windows": [[e.window, e.offset_ms, round(e.peak, 4), round(e.psr, 3), e.seconds,
                              e.events]
                             for e in self._estimates],
                 "envelopes": pieces}
+
+
+def _video_cue(change: float, t: float, recent: Sequence[float], last_cue: float,
+               cfg: AvSyncConfig) -> bool:
+    """Is a frame change of ``change`` at ``t`` a cut or flash, after ``recent`` changes and the
+    last cue at ``last_cue``?"""
+    level = float(np.median(recent)) if len(recent) else 0.0
+    return (change >= cfg.video_jump and change >= cfg.video_jump_ratio * level
+            and t - last_cue > CUE_SPACING_S)
+
+
+def _pack(cells: np.ndarray) -> dict[str, Any]:
+    # half floats: cell means of 8-bit luma lose at most 0.06 of a level
+    data = np.ascontiguousarray(cells, dtype=np.float16).tobytes()
+    return {"shape": list(cells.shape), "f16": base64.b64encode(data).decode("ascii")}
+
+
+def _unpack(packed: Mapping[str, Any]) -> np.ndarray:
+    data = np.frombuffer(base64.b64decode(packed["f16"]), dtype=np.float16)
+    return data.reshape(packed["shape"]).astype(np.float32)
+
+
+def _sig(x: float) -> float:
+    return float(f"{x:.6g}")
+
+
+def _finite(x: float) -> float | None:
+    return round(float(x), 4) if np.isfinite(x) else None
+
+
+class _BoundaryCues:
+    """The cues a scanner could not decide alone, decided with the scanner that came before it.
+
+    A cue is judged against what came just before it: a video cue against the median of the
+    last CUE_RECENT frame changes, an audio onset against the last ONSET_DEPTH windows. A scanner
+    that starts mid-stream (each segment, or each batch of a segment, in the serverless
+    pipeline) does not have those for its first frames and windows, and the change between its
+    first picture and the previous segment's last one is not even computed. So the scanner
+    leaves those decisions in its evidence (``cue_head``: its first picture's cell means, its
+    first CUE_RECENT changes, its first ONSET_DEPTH window powers) with what a successor needs
+    (``cue_tail``: its last picture's cell means, its last changes and window powers, its last
+    cues). Here each head is replayed after the tail of the scanner whose media ends within
+    JOIN_S before it, with the same rule the scanner applies: one scanner per segment decides
+    exactly what one scanner for the whole stream decides. A head with no predecessor (the
+    stream's start, or after a segment that failed) is replayed from nothing, as a stream's start.
+    """
+
+    def __init__(self, evidences: Sequence[Evidence], cfg: AvSyncConfig) -> None:
+        self.cfg = cfg
+        self.tails = [e["cue_tail"] for e in evidences if e.get("cue_tail")]
+        self.heads = [e["cue_head"] for e in evidences if e.get("cue_head")]
+
+    def _before(self, kind: str, t: float) -> Mapping[str, Any] | None:
+        best = None
+        for tail in self.tails:
+            side = tail.get(kind)
+            if side and 0 < t - side["t"] <= JOIN_S and (best is None or side["t"] > best["t"]):
+                best = side
+        return best
+
+    def video(self) -> list[float]:
+        out = []
+        for head in self.heads:
+            v = head.get("video")
+            if not v:
+                continue
+            prev = self._before("video", v["t"])
+            recent: deque[float] = deque(maxlen=CUE_RECENT)
+            last = -np.inf
+            changes = [tuple(c) for c in v["changes"]]
+            if prev is not None:
+                recent.extend(prev["recent"])
+                last = prev["last_cue"] if prev["last_cue"] is not None else -np.inf
+                a, b = _unpack(prev["cells"]), _unpack(v["cells"])
+                if a.shape == b.shape:
+                    changes.insert(0, (v["t"], float(np.mean(np.abs(b - a)))))
+            for t, change in changes:
+                if _video_cue(change, t, recent, last, self.cfg):
+                    out.append(t)
+                    last = t
+                recent.append(change)
+        return out
+
+    def audio(self) -> list[float]:
+        out = []
+        cfg = self.cfg
+        for head in self.heads:
+            windows = head.get("audio") or []
+            if not windows:
+                continue
+            prev = self._before("audio", windows[0][0])
+            history: deque[float] = deque(maxlen=ONSET_DEPTH)
+            last = -np.inf
+            if prev is not None:
+                history.extend(prev["powers"])
+                last = prev["last_cue"] if prev["last_cue"] is not None else -np.inf
+            for t, power in windows:
+                if len(history) == ONSET_DEPTH:
+                    level = 10 * float(np.log10(power))
+                    rise = level - 10 * float(np.log10(max(sum(history) / ONSET_DEPTH, 1e-20)))
+                    if (level >= cfg.audio_floor_dbfs and rise >= cfg.audio_rise_db
+                            and t - last > CUE_SPACING_S):
+                        out.append(t)
+                        last = t
+                history.append(power)
+        return out
+
+
+def _spaced(times: Iterable[float]) -> np.ndarray:
+    """Sorted cue times with repeats and cues closer than CUE_SPACING_S to the one kept before
+    them dropped (a head decided in finalize and the scanner's own cues after it can both
+    hold one event)."""
+    kept: list[float] = []
+    for t in sorted(set(times)):
+        if not kept or t - kept[-1] > CUE_SPACING_S:
+            kept.append(t)
+    return np.array(kept)
 
 
 def _window_bins(cfg: AvSyncConfig) -> tuple[int, int, int]:
@@ -486,8 +639,11 @@ class AvSyncDetector:
         return -1 if offset < -cfg.early_ms else (1 if offset > cfg.late_ms else 0)
 
     def finalize(self, evidences: Sequence[Evidence]) -> list[Defect]:
-        video = np.unique(np.array([t for e in evidences for t in e.get("video_cues", [])]))
-        audio = np.unique(np.array([t for e in evidences for t in e.get("audio_cues", [])]))
+        boundary = _BoundaryCues(evidences, self.config)
+        video = _spaced([*(t for e in evidences for t in e.get("video_cues", [])),
+                         *boundary.video()])
+        audio = _spaced([*(t for e in evidences for t in e.get("audio_cues", [])),
+                         *boundary.audio()])
         cues = []
         if len(video) >= self.config.min_votes and len(audio) >= self.config.min_votes:
             cues = self.cue_offsets(video, audio)

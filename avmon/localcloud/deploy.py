@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from avmon.errors import ConfigError
+from avmon.localcloud.alerts import AlertTap
 from avmon.localcloud.executions import ExecutionPool
 from avmon.localcloud.expiry import LifecycleEmulation, Observer
 from avmon.localcloud.faults import Faults
@@ -326,6 +327,7 @@ class Deployment:
     state_machine_arn: str
     topic_arn: str
     functions: dict[str, str]  # physical name -> role name (Converter, FreezeDetector, ...)
+    state_table: str = ""      # the streams' running state across segments (DynamoDB)
 
 
 class LocalCloud:
@@ -352,6 +354,7 @@ class LocalCloud:
         self._client_session: Any = None
         self._clients: dict[str, Any] = {}
         self.deploy_log = io.StringIO()
+        self._alert_tap: AlertTap | None = None
 
     # -- set-up --------------------------------------------------------------------------------
     def __enter__(self) -> LocalCloud:
@@ -446,7 +449,7 @@ class LocalCloud:
                          machine["Properties"].get("DefinitionSubstitutions", {}).items()}
         self._register_executable_state_machine(outputs["StateMachineArn"], substitutions)
         return Deployment(outputs["BucketName"], outputs["StateMachineArn"], outputs["TopicArn"],
-                          dict(self._names))
+                          dict(self._names), outputs.get("StateTableName", ""))
 
     def _stage_assets(self, outdir: Path, stack_name: str) -> None:
         """Upload each asset the way ``cdk deploy`` does: to the bootstrap bucket, by hash."""
@@ -500,6 +503,12 @@ class LocalCloud:
             roleArn=registered.roleArn, type=self.config.workflow_type)
 
     # -- running -------------------------------------------------------------------------------
+    def alert_tap(self) -> AlertTap:
+        """The queue subscribed to the topic: what the pipeline published (made on first use)."""
+        if self._alert_tap is None:
+            self._alert_tap = AlertTap(self)
+        return self._alert_tap
+
     def upload(self, data: bytes, key: str) -> None:
         """Put an object under ingest/: the bucket notification runs the ingest Lambda."""
         assert self.deployment is not None

@@ -247,7 +247,11 @@ class MediaReader:
     def _audio_buffers(self, frame: Any, resampler: Any) -> Iterator[AudioBuffer]:
         rate = frame.sample_rate
         t0 = self._time(frame, fallback=self.stats.audio_samples / rate)
-        for out in resampler.resample(frame):
+        # most decoders (AAC, Opus, AC-3) already give planar float at the stream's layout and
+        # rate: the resampler would only copy; it is there for those that do not
+        same = (frame.format.name == "fltp" and frame.sample_rate == resampler.rate
+                and frame.layout.name == resampler.layout.name)
+        for out in ([frame] if same else resampler.resample(frame)):
             samples = out.to_ndarray().astype(np.float32, copy=False)
             buf = AudioBuffer(t=t0, sample_rate=out.sample_rate, samples=samples,
                               channels=self._channel_names)
@@ -257,9 +261,8 @@ class MediaReader:
             yield buf
 
     def _time(self, frame: Any, fallback: float) -> float:
-        if frame.pts is None or frame.time_base is None:
-            return fallback
-        return float(frame.pts * frame.time_base) - self._origin
+        t = frame.time  # pts x time_base as a float, computed by PyAV (no Fraction arithmetic)
+        return fallback if t is None else float(t) - self._origin
 
     def _find_origin(self) -> float:
         """The stream's first timestamp, which a player shows as 0."""

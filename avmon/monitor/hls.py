@@ -19,78 +19,18 @@ import urllib.error
 import urllib.request
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
 from types import TracebackType
 from typing import IO, Any, cast
-from urllib.parse import urljoin
 
 from avmon.errors import MediaOpenError
 from avmon.events import GAP, ORIGIN_UNREACHABLE, STALE_PLAYLIST
 from avmon.media.decode import MediaReader
+from avmon.media.playlist import Playlist, Segment, parse_playlist
+
+__all__ = ["HlsFeed", "Playlist", "Segment", "parse_playlist"]
 
 HealthCallback = Callable[[str, bool, dict[str, Any]], object]
 AnchorCallback = Callable[[float, float], object]
-
-
-@dataclass(frozen=True)
-class Segment:
-    sequence: int
-    uri: str
-    duration: float
-    program_time: float | None  # POSIX seconds of the segment's first sample, if known
-
-
-@dataclass(frozen=True)
-class Playlist:
-    target_duration: float
-    media_sequence: int
-    segments: tuple[Segment, ...]
-    ended: bool  # EXT-X-ENDLIST: the stream is over, cleanly
-    unsupported: str | None = None  # why this reader cannot feed it (left to FFmpeg)
-
-
-def parse_playlist(text: str, base: str) -> Playlist:
-    """Parse a media playlist. Raises MediaOpenError if it is not one (or is a master list)."""
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    if not lines or lines[0] != "#EXTM3U":
-        raise MediaOpenError(f"{base}: not an HLS playlist")
-    if any(ln.startswith("#EXT-X-STREAM-INF") for ln in lines):
-        return Playlist(0.0, 0, (), False, "a master playlist")
-    if any(ln.startswith("#EXT-X-MAP") for ln in lines):
-        return Playlist(0.0, 0, (), False, "fragmented MP4 segments")
-    target, first_seq, ended = 6.0, 0, False
-    segments: list[Segment] = []
-    duration: float | None = None
-    pdt: float | None = None
-    for ln in lines[1:]:
-        if ln.startswith("#EXT-X-TARGETDURATION:"):
-            target = float(ln.split(":", 1)[1])
-        elif ln.startswith("#EXT-X-MEDIA-SEQUENCE:"):
-            first_seq = int(ln.split(":", 1)[1])
-        elif ln.startswith("#EXT-X-ENDLIST"):
-            ended = True
-        elif ln.startswith("#EXT-X-PROGRAM-DATE-TIME:"):
-            pdt = _parse_date(ln.split(":", 1)[1])
-        elif ln.startswith("#EXTINF:"):
-            duration = float(ln.split(":", 1)[1].split(",")[0])
-        elif not ln.startswith("#"):
-            seq = first_seq + len(segments)
-            segments.append(Segment(seq, urljoin(base, ln), duration or target, pdt))
-            if pdt is not None:  # later segments without their own tag follow on
-                pdt += duration or target
-            duration = None
-    return Playlist(target, first_seq, tuple(segments), ended)
-
-
-def _parse_date(text: str) -> float | None:
-    text = text.strip().replace("Z", "+00:00")
-    if len(text) > 5 and text[-5] in "+-" and text[-3] != ":":  # +0000 -> +00:00
-        text = f"{text[:-2]}:{text[-2:]}"
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        return None
 
 
 class _Pipe:

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple, Self
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from avmon.detectors.base import Evidence
 from avmon.errors import MediaOpenError
@@ -54,6 +55,31 @@ class SegmentJob(Contract):
     segment: int = Field(ge=0)
     key: str = Field(min_length=1)
     start_s: float
+    # ISO 8601 UTC of the segment's first picture (the playlist's EXT-X-PROGRAM-DATE-TIME), if
+    # known: events about the stream carry UTC times from it
+    start_utc: str | None = None
+
+    @field_validator("start_utc")
+    @classmethod
+    def _iso_8601(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_utc(value)
+        return value
+
+
+def parse_utc(text: str) -> float:
+    """ISO 8601 (``2026-11-30T04:20:30.467Z``; ``+0000`` as HLS playlists write it, or
+    ``+00:00``) as POSIX seconds; a time without a zone is UTC.
+
+    Raises ValueError for text that is not such a time.
+    """
+    value = text.strip().replace("Z", "+00:00")
+    if len(value) > 5 and value[-5] in "+-" and value[-3] != ":":
+        value = f"{value[:-2]}:{value[-2:]}"
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
 
 
 class FrameRef(NamedTuple):
@@ -167,6 +193,7 @@ class SegmentReport(Contract):
     status: Literal["complete", "incomplete", "failed"]
     start_s: float
     end_s: float | None = None
+    start_utc: str | None = None
     video: dict[str, Any] | None = None
     audio: dict[str, Any] | None = None
     frames: int = 0
@@ -183,6 +210,8 @@ class SegmentSummary(Contract):
     segment: int
     defects: int
     failed: list[str]
+    merged: int | None = None   # the stream's contiguous prefix of merged segments ends here
+    events: int = 0             # messages this aggregator published
 
 
 class RunRecord(Contract):
@@ -196,6 +225,39 @@ class RunRecord(Contract):
     event_time: str
     segments: int = Field(ge=0)
     live: bool = False
+    # a live run: the latest segment ingested and where it starts on the stream's clock (the
+    # playlist ingest maps media sequence numbers to stream time from it)
+    sequence: int | None = None
+    start_s: float | None = None
+
+
+class PlaylistEntry(Contract):
+    """One segment as the stream's playlists listed it."""
+
+    sequence: int = Field(ge=0)          # its media sequence number
+    segment: int = Field(ge=0)           # the number in its name: its report's index
+    key: str                             # where it lands under ingest/
+    duration: float                      # EXTINF
+    discontinuity: bool = False          # EXT-X-DISCONTINUITY precedes it
+    start_s: float | None = None         # on the stream's clock, if it could be mapped
+    start_utc: str | None = None         # EXT-X-PROGRAM-DATE-TIME, carried forward
+
+
+class PlaylistRecord(Contract):
+    """What a live stream's playlists said, kept by the playlist ingest: the latest window of
+    segments (bounded, so the record does not grow with the stream), how far sequence numbers
+    were checked, and every ``gap`` finding (missing sequence numbers, discontinuities) as the
+    report lists defects, with its UTC start."""
+
+    stream: str
+    run: str
+    key: str                             # the playlist's object key
+    event_time: str                      # of the latest playlist upload read
+    target_duration: float
+    ended: bool                          # EXT-X-ENDLIST was seen
+    checked_through: int                 # every sequence up to this one was checked
+    entries: tuple[PlaylistEntry, ...] = ()
+    gaps: tuple[dict[str, Any], ...] = ()
 
 
 def lambda_error_message(cause: Any) -> str:

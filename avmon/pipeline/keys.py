@@ -3,16 +3,42 @@ prefixes, so a function can write only its own keys: the converter frames and au
 detector its own results.
 
 A stream is identified by its object key (``ingest/a/b.mp4`` is the stream ``a/b.mp4``, so two
-files in one folder are two streams), except live segments (``ingest/<stream>/<n>.ts``), which
-all belong to the stream of their folder. Every upload is a run with its own id; everything the
-pipeline writes for it is keyed ``<prefix><stream>/<run>/...``, so a re-upload never mixes with
-the upload before it.
+files in one folder are two streams), except live segments and playlists.
+
+Live segments, as packagers name them. An object in a folder under ``ingest/`` whose name is a
+name template around a number, with a segment extension (``.ts``, ``.m4s``), is segment
+``<number>`` of a live stream, and the stream is the key with the number (and the separator
+before it) and the extension taken away:
+
+    ingest/ch1/chan_00012.ts   MediaLive (name_%05d)     stream ch1/chan   segment 12
+    ingest/ch1/chan12.ts       ffmpeg's hls muxer (%d)   stream ch1/chan   segment 12
+    ingest/ch1/chan-012.ts     name-%03d                 stream ch1/chan   segment 12
+    ingest/ch1/chan/00012.ts   one folder per stream     stream ch1/chan   segment 12
+    ingest/ch1/00012.ts        one folder per stream     stream ch1        segment 12
+    ingest/ch1/chan_720p_00012.m4s   fMP4, a rendition   stream ch1/chan_720p  segment 12
+
+So two renditions a packager writes into one folder (``chan_720p_*``, ``chan_360p_*``) are two
+streams, never one, and each segment number has its own keys (nothing is overwritten). The
+number is taken as the segment's media sequence number, as MediaLive, ffmpeg's hls muxer and
+other packagers number them. An object directly under ``ingest/`` (no folder) is always a whole
+stream, whatever its name: ``ingest/clip2.ts`` is the stream ``clip2.ts``, as before.
+
+A playlist (``.m3u8``) anywhere under ``ingest/`` is read, not decoded: its stream is the stream
+of the segments it lists (resolved against the playlist's own key), so ``index.m3u8`` listing
+``chan_00012.ts`` describes ``ch1/chan``. What it says is kept in the stream's playlist record
+(``playlist_record``).
+
+Every upload is a run with its own id; everything the pipeline writes for it is keyed
+``<prefix><stream>/<run>/...``, so a re-upload never mixes with the upload before it. A live
+stream's segments share one run (``LIVE_RUN``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import posixpath
 import re
+from typing import NamedTuple
 
 INGEST = "ingest/"          # streams and segments land here (the trigger)
 RUNS = "runs/"              # runs/<stream>/<run>.json: what Ingest started, and how many
@@ -24,7 +50,11 @@ REPORTS = "reports/"        # one report per segment
 PREFIXES = (INGEST, RUNS, SEGMENTS, FRAMES, AUDIO, RESULTS, REPORTS)
 LIVE_RUN = "live"           # live segments of a stream share one run
 
-_LIVE_SEGMENT = re.compile(r"^(?P<stream>.+)/(?P<n>\d+)\.ts$")
+# the number is the last run of digits before the extension; the template is what precedes it
+# (lazily, so a separator before the number is not part of the stream's name)
+_LIVE_SEGMENT = re.compile(
+    r"^(?P<folder>.+)/(?P<template>[^/]*?)(?P<sep>[_\-.]?)(?P<n>\d+)\.(?P<ext>ts|m4s)$")
+PLAYLIST_EXTENSION = ".m3u8"
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
 MAX_EXECUTION_NAME = 80     # Step Functions: 1..80 of A-Z a-z 0-9 - _
 
@@ -65,19 +95,56 @@ def runs_of(stream: str) -> str:
     return f"{RUNS}{stream}/"
 
 
-def live_segment(ingest_key: str) -> tuple[str, int] | None:
-    """``ingest/<stream>/<n>.ts`` is segment ``n`` of a live stream: (stream, n); else None."""
+class LiveSegment(NamedTuple):
+    """A packager-named segment: its stream and its number (the media sequence number)."""
+
+    stream: str
+    sequence: int
+
+
+def live_segment(ingest_key: str) -> LiveSegment | None:
+    """The stream and number of a packager-named segment under a folder of ``ingest/`` (see the
+    module's table of conventions); None for anything else (a whole stream, a playlist)."""
+    if not ingest_key.startswith(INGEST):
+        return None
     m = _LIVE_SEGMENT.match(ingest_key.removeprefix(INGEST))
-    return (m["stream"], int(m["n"])) if m else None
+    if m is None:
+        return None
+    stream = f"{m['folder']}/{m['template']}" if m["template"] else m["folder"]
+    return LiveSegment(stream, int(m["n"]))
+
+
+def is_playlist(ingest_key: str) -> bool:
+    """An HLS playlist uploaded under ``ingest/``: read, not decoded."""
+    return ingest_key.startswith(INGEST) and ingest_key.lower().endswith(PLAYLIST_EXTENSION)
+
+
+def resolve(playlist_key: str, uri: str) -> str:
+    """The object key of a segment a playlist at ``playlist_key`` lists as ``uri`` (relative to
+    the playlist, as HLS resolves it; an absolute URL's path is taken under the same folder)."""
+    name = uri.split("?", 1)[0].split("#", 1)[0]
+    if "://" in name:  # an absolute URL: the packager's own origin; its file name is what landed
+        name = name.rsplit("/", 1)[-1]
+    return posixpath.normpath(posixpath.join(posixpath.dirname(playlist_key), name))
 
 
 def stream_id_of(ingest_key: str) -> str:
-    """The stream an object under ``ingest/`` belongs to: its key without the prefix (the folder
-    of a live segment)."""
+    """The stream an object under ``ingest/`` belongs to: its key without the prefix, or the
+    stream of a live segment (see ``live_segment``). A playlist's stream is the stream of the
+    segments it lists; without them, its key without the extension."""
     live = live_segment(ingest_key)
     if live is not None:
-        return live[0]
+        return live.stream
+    if is_playlist(ingest_key):
+        return ingest_key.removeprefix(INGEST)[: -len(PLAYLIST_EXTENSION)] or "stream"
     return ingest_key.removeprefix(INGEST) or "stream"
+
+
+def playlist_record(stream: str, run: str = LIVE_RUN) -> str:
+    """What the playlists of a live stream said: runs/<stream>/<run>/playlist.json (under the
+    run's folder, so the run listing, which reads runs/<stream>/*.json, does not take it for a
+    run)."""
+    return f"{RUNS}{stream}/{run}/playlist.json"
 
 
 def run_id(event_time: str, version: str) -> str:

@@ -15,11 +15,14 @@ from collections.abc import Callable
 from typing import Any
 
 from avmon.errors import AvmonError, MissingResourceError, StorageThrottledError
+from avmon.events import DefectEvent
+from avmon.monitor.aws import sns_message
 
 _session: Any = None
 _lock = threading.Lock()
 _THROTTLE_CODES = {"SlowDown", "503", "ServiceUnavailable", "RequestLimitExceeded",
-                   "ThrottlingException", "TooManyRequestsException", "Throttling"}
+                   "ThrottlingException", "TooManyRequestsException", "Throttling",
+                   "ProvisionedThroughputExceededException", "TransactionConflictException"}
 
 
 _session_hooks: list[Callable[[Any], None]] = []
@@ -139,6 +142,17 @@ class Notifier(ABC):
     @abstractmethod
     def publish(self, subject: str, message: dict[str, Any]) -> None: ...
 
+    @abstractmethod
+    def announce(self, event: DefectEvent) -> None:
+        """Publish one defect event (the schema of ``avmon.events``).
+        Raises StorageThrottledError when throttled, AvmonError for other failures."""
+
+
+def subject_of(event: DefectEvent) -> str:
+    """A short SNS subject: ASCII (SNS refuses other characters there), at most 100."""
+    text = f"avmon {event.event} {event.detector} {event.stream} at {event.start_s:.3f}s"
+    return text.encode("ascii", "replace").decode()[:100]
+
 
 class SnsNotifier(Notifier):
     def __init__(self, topic_arn: str, sns: Any = None) -> None:
@@ -149,6 +163,13 @@ class SnsNotifier(Notifier):
         try:
             self.sns.publish(TopicArn=self.topic_arn, Subject=subject[:100],
                              Message=json.dumps(message))
+        except Exception as exc:
+            raise _translate(exc, f"sns {self.topic_arn}") from None
+
+    def announce(self, event: DefectEvent) -> None:
+        # the live service's message (same body and attributes), with a subject for e-mail
+        try:
+            self.sns.publish(**sns_message(self.topic_arn, event), Subject=subject_of(event))
         except Exception as exc:
             raise _translate(exc, f"sns {self.topic_arn}") from None
 
@@ -175,3 +196,60 @@ class StepFunctionsStarter(Starter):
             if error_code(exc) == "ExecutionAlreadyExists":
                 return False
             raise _translate(exc, f"start execution {name}") from None
+
+
+class StateStore(ABC):
+    """One versioned JSON document per (stream, run): the stream's state across segments."""
+
+    @abstractmethod
+    def load(self, stream: str, run: str) -> tuple[dict[str, Any], int] | None:
+        """The document and its version, or None if there is none yet (strongly consistent).
+        Raises StorageThrottledError when throttled."""
+
+    @abstractmethod
+    def save(self, stream: str, run: str, document: dict[str, Any], expected_version: int,
+             expires_at: int) -> bool:
+        """Write ``document`` as version ``expected_version + 1`` if the stored version is still
+        ``expected_version`` (0: none stored); False if another writer came first. Raises
+        StorageThrottledError when throttled."""
+
+
+class DynamoStateStore(StateStore):
+    """StateStore on a DynamoDB table: partition key ``stream``, sort key ``run`` (strings);
+    ``version`` (number) guards every write, ``expires_at`` (number) is the table's TTL, the
+    document is the string attribute ``state`` (JSON: kept far below the 400 KB item limit by
+    holding indices and times, never evidence)."""
+
+    def __init__(self, table: str, dynamodb: Any = None) -> None:
+        self.table = table
+        self.dynamodb = dynamodb or client("dynamodb")
+
+    def load(self, stream: str, run: str) -> tuple[dict[str, Any], int] | None:
+        try:
+            item = self.dynamodb.get_item(TableName=self.table, ConsistentRead=True,
+                                          Key={"stream": {"S": stream}, "run": {"S": run}})
+        except Exception as exc:
+            raise _translate(exc, f"dynamodb {self.table} {stream}/{run}") from None
+        found = item.get("Item")
+        if not found:
+            return None
+        return json.loads(found["state"]["S"]), int(found["version"]["N"])
+
+    def save(self, stream: str, run: str, document: dict[str, Any], expected_version: int,
+             expires_at: int) -> bool:
+        condition: dict[str, Any] = (
+            {"ConditionExpression": "attribute_not_exists(#v)",
+             "ExpressionAttributeNames": {"#v": "version"}} if expected_version == 0 else
+            {"ConditionExpression": "#v = :v", "ExpressionAttributeNames": {"#v": "version"},
+             "ExpressionAttributeValues": {":v": {"N": str(expected_version)}}})
+        item = {"stream": {"S": stream}, "run": {"S": run},
+                "version": {"N": str(expected_version + 1)},
+                "expires_at": {"N": str(expires_at)},
+                "state": {"S": json.dumps(document, separators=(",", ":"))}}
+        try:
+            self.dynamodb.put_item(TableName=self.table, Item=item, **condition)
+        except Exception as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise _translate(exc, f"dynamodb {self.table} {stream}/{run}") from None
+        return True

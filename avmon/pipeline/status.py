@@ -6,18 +6,20 @@ expected segments (the count Ingest recorded) is complete, incomplete (some dete
 with their causes), failed (its conversion failed, with the cause) or missing (no report yet:
 still running, or its execution ended before it could record anything). A live stream has one
 run whose segments are numbered by the packager: a gap between the first and the last segment
-seen is missing.
+seen is missing, unless its stream's playlists said it never arrived: then it is a ``gap``
+finding in the report (with missing sequence numbers and discontinuities), not a failure.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from avmon.detectors.config import AnalysisConfig
 from avmon.errors import MissingResourceError
+from avmon.model import Defect
 from avmon.pipeline import keys
-from avmon.pipeline.contracts import RunRecord, SegmentReport, StepError
+from avmon.pipeline.contracts import PlaylistRecord, RunRecord, SegmentReport, StepError
 from avmon.pipeline.ports import ObjectStore
 from avmon.pipeline.steps import StreamResult, assemble
 
@@ -83,6 +85,12 @@ def stream_status(store: ObjectStore, stream: str, source: str | None = None,
     reports = {r.segment: r for r in (SegmentReport.model_validate(store.get_json(k))
                                       for k in store.list(keys.reports_of(stream, run.run)))}
     result = assemble(reports.values(), source or run.key, analysis)
+    never_arrived: set[int] = set()
+    if run.live:
+        gaps = _playlist_gaps(store, stream)
+        for gap in gaps:
+            never_arrived.update(gap.details.get("segments", ()))
+        result.report = replace(result.report, defects=(*result.report.defects, *gaps))
     status = StreamStatus(run, result, older_runs=older)
     if run.live:  # numbered by the packager, from wherever the stream was first seen
         expected = range(min(reports, default=0), max(reports, default=-1) + 1)
@@ -90,6 +98,8 @@ def stream_status(store: ObjectStore, stream: str, source: str | None = None,
         expected = range(max(run.segments, max(reports, default=-1) + 1))
     for seg in expected:
         r = reports.get(seg)
+        if r is None and seg in never_arrived:
+            continue  # not a failure of the pipeline: a gap in the stream, reported as one
         if r is None:
             status.missing.append(seg)
         elif r.status == "failed":
@@ -99,3 +109,14 @@ def stream_status(store: ObjectStore, stream: str, source: str | None = None,
         else:
             status.complete.append(seg)
     return status
+
+
+def _playlist_gaps(store: ObjectStore, stream: str) -> list[Defect]:
+    """The ``gap`` findings the stream's playlists gave (none without a playlist), each with its
+    UTC start and end in its details where the playlist had program date-times."""
+    try:
+        record = PlaylistRecord.model_validate(store.get_json(keys.playlist_record(stream)))
+    except MissingResourceError:
+        return []
+    return [Defect.from_dict({**g, "details": {**g["details"], **{
+        k: g[k] for k in ("start_utc", "end_utc") if g.get(k)}}}) for g in record.gaps]

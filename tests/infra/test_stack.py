@@ -221,8 +221,8 @@ def s3_prefixes(statements: list[dict[str, Any]], action: str) -> set[str]:
     ("FreezeDetector", {"frames/*"}, {"results/freeze/*"}),
     ("SilenceDetector", {"audio/*"}, {"results/silence/*"}),
     ("AvSyncDetector", {"frames/*", "audio/*"}, {"results/av_sync/*"}),
-    ("Aggregator", {"results/*"}, {"reports/*"}),
-    ("Ingest", {"ingest/*"}, {"segments/*", "runs/*"}),
+    ("Aggregator", {"results/*", "reports/*", "runs/*"}, {"reports/*"}),
+    ("Ingest", {"ingest/*", "runs/*"}, {"segments/*", "runs/*"}),
 ])
 def test_least_privilege_on_the_bucket(built, function, reads, writes):
     _, template, _ = built
@@ -236,13 +236,45 @@ def test_least_privilege_on_the_bucket(built, function, reads, writes):
             assert s["Resource"] != "*"
 
 
-def test_only_the_aggregator_publishes_and_only_ingest_starts_executions(built):
+def test_only_aggregator_and_ingest_publish_and_only_ingest_starts_executions(built):
     _, template, _ = built
     for fn in ("Converter", "FreezeDetector", "Aggregator", "Ingest"):
         actions = {a for s in role_statements(template, fn)
                    for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
-        assert ("sns:Publish" in actions) == (fn == "Aggregator")
+        # the ingest function publishes the gaps a live stream's playlist shows
+        assert ("sns:Publish" in actions) == (fn in ("Aggregator", "Ingest"))
         assert ("states:StartExecution" in actions) == (fn == "Ingest")
+
+
+def test_the_stream_state_table_is_the_aggregators_alone(built):
+    _, template, _ = built
+    (name, table), = resources(template, "AWS::DynamoDB::Table").items()
+    p = table["Properties"]
+    assert {k["AttributeName"]: k["KeyType"] for k in p["KeySchema"]} == {
+        "stream": "HASH", "run": "RANGE"}
+    assert p["BillingMode"] == "PAY_PER_REQUEST"
+    assert p["SSESpecification"]["SSEEnabled"] is True
+    assert p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert p["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    for fn in ("Converter", "FreezeDetector", "Aggregator", "Ingest"):
+        grants = [s for s in role_statements(template, fn)
+                  if any(str(a).startswith("dynamodb:") for a in
+                         (s["Action"] if isinstance(s["Action"], list) else [s["Action"]]))]
+        if fn != "Aggregator":
+            assert grants == [], fn
+            continue
+        (grant,) = grants
+        assert sorted(grant["Action"]) == ["dynamodb:GetItem", "dynamodb:PutItem"]
+        assert grant["Resource"] == {"Fn::GetAtt": [name, "Arn"]}
+    env = next(f for k, f in resources(template, "AWS::Lambda::Function").items()
+               if k.startswith("Aggregator"))["Properties"]["Environment"]["Variables"]
+    assert env["AVMON_STATE_TABLE"] == {"Ref": name}
+
+
+def test_ingest_lists_only_under_ingest(built):
+    _, template, _ = built
+    listing = [s for s in role_statements(template, "Ingest") if s["Action"] == "s3:ListBucket"]
+    assert [s["Condition"] for s in listing] == [{"StringLike": {"s3:prefix": ["ingest/*"]}}]
 
 
 def test_config_reaches_the_template(tmp_path):

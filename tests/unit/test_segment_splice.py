@@ -16,8 +16,16 @@ from avmon.monitor.analysis import analyze
 from avmon.pipeline.config import PipelineConfig
 from avmon.pipeline.contracts import AggregateTask, DetectorTask, SegmentJob
 from avmon.pipeline.status import stream_status
-from avmon.pipeline.steps import Backoff, Upload, aggregate, convert, detect, ingest
-from tests.fakes import FakeNotifier, FakeStarter, FakeStore
+from avmon.pipeline.steps import (
+    Backoff,
+    StateSettings,
+    Upload,
+    aggregate,
+    convert,
+    detect,
+    ingest,
+)
+from tests.fakes import FakeNotifier, FakeStarter, FakeStateStore, FakeStore
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +61,7 @@ def test_a_spliced_stream_is_segmented_whole(spliced: Path) -> None:
 
 def test_the_pipeline_finds_what_analyze_finds_on_a_splice(spliced: Path) -> None:
     store, starter, notifier = FakeStore(), FakeStarter(), FakeNotifier()
+    states = FakeStateStore()
     data = spliced.read_bytes()
     store.objects["ingest/spliced.ts"] = data
     ingest(store, starter, Upload("ingest/spliced.ts", hashlib.md5(data).hexdigest(),
@@ -63,7 +72,8 @@ def test_the_pipeline_finds_what_analyze_finds_on_a_splice(spliced: Path) -> Non
         results = [[detect(store, n, DetectorTask(manifest=manifest, batch=b)).to_dict()
                     for b in manifest.batches] for n in NAMES]
         aggregate(store, notifier, AggregateTask.model_validate(
-            {"manifest": manifest.to_dict(), "results": results}))
+            {"manifest": manifest.to_dict(), "results": results}),
+            state=StateSettings(states, PipelineConfig()))
     status = stream_status(store, "spliced.ts")
     assert status.finished
     found = {d.detector: d for d in status.result.report.defects}

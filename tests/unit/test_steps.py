@@ -38,6 +38,7 @@ from avmon.pipeline.ports import S3Store, SnsNotifier, StepFunctionsStarter
 from avmon.pipeline.status import stream_status
 from avmon.pipeline.steps import (
     Backoff,
+    StateSettings,
     Upload,
     aggregate,
     assemble,
@@ -49,7 +50,7 @@ from avmon.pipeline.steps import (
 from functions import aggregator, converter, detector
 from functions import ingest as ingest_handler
 from functions.runtime import Dependencies, Settings
-from tests.fakes import FakeNotifier, FakeStarter, FakeStore
+from tests.fakes import FakeNotifier, FakeStarter, FakeStateStore, FakeStore
 
 CONFIG = PipelineConfig()
 NO_WAIT = Backoff(sleep=lambda s: None)
@@ -70,14 +71,16 @@ def upload_of(store: FakeStore, data: bytes, key: str = "ingest/clip.mp4",
     return Upload(key, hashlib.md5(data).hexdigest(), when)
 
 
-def run_segment(store: FakeStore, notifier: FakeNotifier, job: SegmentJob) -> None:
+def run_segment(store: FakeStore, notifier: FakeNotifier, job: SegmentJob,
+                states: FakeStateStore | None = None) -> None:
     manifest = convert(store, job, CONFIG)
     results: list[Any] = []
     for name in NAMES:
         results.append([detect(store, name, DetectorTask(manifest=manifest, batch=b)).to_dict()
                         for b in manifest.batches])
     aggregate(store, notifier, AggregateTask.model_validate(
-        {"manifest": manifest.to_dict(), "results": results}))
+        {"manifest": manifest.to_dict(), "results": results}),
+        state=StateSettings(states or FakeStateStore(), CONFIG))
 
 
 def test_ingest_records_the_run_and_starts_one_execution_per_segment(media: Path) -> None:
@@ -144,9 +147,10 @@ def test_a_live_segment_is_one_execution_of_its_folder(tmp_path: Path) -> None:
 
 def test_the_pipeline_on_fakes_finds_what_analyze_finds(media: Path) -> None:
     store, starter, notifier = FakeStore(), FakeStarter(), FakeNotifier()
+    states = FakeStateStore()
     result = ingest(store, starter, upload_of(store, media.read_bytes()), CONFIG, NO_WAIT)
     for payload in starter.executions.values():
-        run_segment(store, notifier, SegmentJob.from_event(payload))
+        run_segment(store, notifier, SegmentJob.from_event(payload), states)
     status = stream_status(store, "clip.mp4")
     assert status.finished and status.complete == [0, 1, 2]
     assert result.record is not None and status.run.run == result.record.run
@@ -156,8 +160,10 @@ def test_the_pipeline_on_fakes_finds_what_analyze_finds(media: Path) -> None:
     for name, d in found.items():
         assert (d.start_s, d.end_s) == pytest.approx((single[name].start_s, single[name].end_s),
                                                      abs=1e-3)
-    assert len(notifier.messages) == sum(
-        1 for k in store.list(keys.REPORTS) if store.get_json(k)["defects"])
+    # one open and one close per defect, on the stream's clock, as the report has them
+    assert sorted((e.event, e.detector, e.start_s, e.end_s) for e in notifier.events) == sorted(
+        [("open", n, d.start_s, None) for n, d in found.items()]
+        + [("close", n, d.start_s, d.end_s) for n, d in found.items()])
 
 
 def test_convert_writes_one_object_per_frame_and_refuses_garbage(media: Path) -> None:
@@ -200,7 +206,7 @@ def test_a_failed_detector_is_marked_with_its_readable_cause(media: Path) -> Non
     crash = BranchFailure(detector="clipping", status="failed", error="Runtime.ExitError",
                           cause=json.dumps({"errorMessage": "signal: killed"}))
     summary = aggregate(store, notifier, AggregateTask(manifest=manifest, results=(
-        tuple(ok), crash)))
+        tuple(ok), crash)), state=StateSettings(FakeStateStore(), CONFIG))
     assert summary.failed == ["clipping"]
     report = SegmentReport.model_validate(store.get_json(keys.report(job.stream, job.run, 0)))
     assert report.status == "incomplete"
@@ -214,9 +220,11 @@ def test_a_failed_segment_is_reported_failed_and_status_never_mixes_runs(media: 
     ingest(store, starter, upload_of(store, data), CONFIG, NO_WAIT)
     jobs = [SegmentJob.from_event(p) for p in starter.executions.values()]
     run_segment(store, notifier, jobs[0])
-    record_failure(store, SegmentFailure.model_validate({"job": jobs[1].to_dict(), "error": {
-        "Error": "MissingResourceError", "Cause": json.dumps(
-            {"errorType": "MissingResourceError", "errorMessage": "gone (NoSuchKey)"})}}))
+    record_failure(store, notifier, SegmentFailure.model_validate({
+        "job": jobs[1].to_dict(), "error": {
+            "Error": "MissingResourceError", "Cause": json.dumps(
+                {"errorType": "MissingResourceError", "errorMessage": "gone (NoSuchKey)"})}}),
+        state=StateSettings(FakeStateStore(), CONFIG))
     status = stream_status(store, "clip.mp4")
     assert status.complete == [0] and status.missing == [2] and not status.finished
     assert status.failed[1] == StepError(error="MissingResourceError", cause="gone (NoSuchKey)")
@@ -247,7 +255,8 @@ def test_handlers_run_on_fakes_through_their_seam(media: Path) -> None:
     data = media.read_bytes()
     store.objects["ingest/dir/clip.mp4"] = data
     settings = Settings(bucket="media", pipeline=CONFIG)
-    deps = Dependencies(settings, store=store, notifier=notifier, starter=starter)
+    states = FakeStateStore()
+    deps = Dependencies(settings, store=store, notifier=notifier, starter=starter, states=states)
     event = {"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3",
                           "eventTime": "2026-11-30T01:00:00.000Z", "eventName": "ObjectCreated:Put",
                           "s3": {"bucket": {"name": "media"}, "object": {
@@ -264,7 +273,9 @@ def test_handlers_run_on_fakes_through_their_seam(media: Path) -> None:
                             for b in manifest["batches"]])
         summary = aggregator.handler({"manifest": manifest, "results": results}, None, deps)
         assert summary["failed"] == []
+    assert summary["merged"] == 3  # the stream's state holds every segment
     assert stream_status(store, "dir/clip.mp4").finished
+    assert {e.detector for e in notifier.events} == {"black", "silence"}
     again = ingest_handler.handler(event, None, deps)  # S3 delivers at least once
     assert again["runs"][0]["started"] == [] and len(again["runs"][0]["already_started"]) == 3
 

@@ -14,12 +14,16 @@ from moto import mock_aws
 from avmon.localcloud.meter import Meter
 from avmon.pipeline import keys, ports
 from avmon.pipeline.config import PipelineConfig
-from functions import aggregator
+from functions import detector
 from functions.runtime import Dependencies, Settings
 
 JOB = {"stream": "s.mp4", "run": "r1", "segment": 3, "key": keys.segment("s.mp4", "r1", 3),
        "start_s": 6.0}
-FAILURE = {"job": JOB, "error": {"Error": "MediaOpenError", "Cause": "corrupt"}}
+# a batch with nothing to read: the black detector writes its (empty) evidence, one PutObject
+BATCH = {"batch": 0, "frames": [0, 0], "audio": [0, 0]}
+TASK = {"manifest": {"job": JOB, "end_s": 8.0, "layout": "object-per-frame", "video": None,
+                     "audio_info": None, "frames": [], "audio": [], "batches": [BATCH]},
+        "batch": BATCH}
 
 
 @pytest.fixture
@@ -43,9 +47,10 @@ def total(value: Any) -> float:
     return float(sum(value)) if isinstance(value, list) else float(value)
 
 
-def run_aggregator() -> None:
-    deps = Dependencies(Settings("media", PipelineConfig()), store=ports.S3Store("media"))
-    aggregator.handler(FAILURE, None, deps=deps)
+def run_detector() -> None:
+    deps = Dependencies(Settings("media", PipelineConfig(), detector="black"),
+                        store=ports.S3Store("media"))
+    detector.handler(TASK, None, deps=deps)
 
 
 def test_one_record_per_invocation_named_as_the_meter_names_them(
@@ -54,14 +59,14 @@ def test_one_record_per_invocation_named_as_the_meter_names_them(
     monkeypatch.delenv("POWERTOOLS_DEV", raising=False)
     meter = Meter()
     meter.attach(ports.session())  # the simulation's meter on the same calls
-    meter.invoked("Aggregator", 512, 0.01, False)
-    run_aggregator()
+    meter.invoked("BlackDetector", 1024, 0.01, False)
+    run_detector()
     (record,) = emf_records(capsys.readouterr().out)
     (directive,) = record["_aws"]["CloudWatchMetrics"]
     assert directive["Namespace"] == "avmon"
-    assert directive["Dimensions"] == [["function"]] and record["function"] == "Aggregator"
+    assert directive["Dimensions"] == [["function"]] and record["function"] == "Detector"
     emitted = {m["Name"]: total(record[m["Name"]]) for m in directive["Metrics"]}
-    # the failed segment's report: one PutObject, its bytes, and the invocation itself
+    # the evidence: one PutObject, its bytes, and the invocation itself
     assert set(emitted) == {"lambda.Invoke", "s3.PutObject", "bytes.s3_put"}
     assert emitted == meter.metrics()
     units = {m["Name"]: m["Unit"] for m in directive["Metrics"]}
@@ -71,6 +76,6 @@ def test_one_record_per_invocation_named_as_the_meter_names_them(
 def test_disabled_metrics_print_nothing(s3: Any, monkeypatch: pytest.MonkeyPatch,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
-    run_aggregator()
-    run_aggregator()
+    run_detector()
+    run_detector()
     assert emf_records(capsys.readouterr().out) == []

@@ -107,11 +107,11 @@ class ExecutionPool:
     def _settle(self, worker: Any) -> None:
         """Count the ended execution's transitions; drop its interpreter state."""
         env = worker.env
-        if env is None:
-            return
         arn = worker._evaluation_details.execution_details.arn
-        entered = sum(1 for e in env.event_manager.get_event_history()
-                      if str(e["type"]).endswith("StateEntered"))
+        # no environment: the interpreter failed before its first state (counted as ended)
+        entered = 0 if env is None else sum(
+            1 for e in env.event_manager.get_event_history()
+            if str(e["type"]).endswith("StateEntered"))
         with self._lock:
             self.transitions[arn] = entered
         if not self.keep_histories:

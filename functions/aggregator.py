@@ -7,9 +7,10 @@ from typing import Any
 
 from avmon.pipeline.contracts import AggregateTask, SegmentFailure
 from avmon.pipeline.steps import StateSettings, aggregate, record_failure
-from functions.runtime import Dependencies, logger
+from functions.runtime import Dependencies, instrumented, logger
 
 
+@instrumented("Aggregator")
 def handler(event: dict[str, Any], context: Any,
             deps: Dependencies | None = None) -> dict[str, Any]:
     deps = deps or Dependencies.from_environment()

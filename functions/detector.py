@@ -6,9 +6,10 @@ from typing import Any
 
 from avmon.pipeline.contracts import DetectorTask
 from avmon.pipeline.steps import detect
-from functions.runtime import Dependencies, logger
+from functions.runtime import Dependencies, instrumented, logger
 
 
+@instrumented("Detector")
 def handler(event: dict[str, Any], context: Any,
             deps: Dependencies | None = None) -> dict[str, Any]:
     deps = deps or Dependencies.from_environment()

@@ -10,9 +10,10 @@ from aws_lambda_powertools.utilities.data_classes import S3Event
 
 from avmon.pipeline import keys
 from avmon.pipeline.steps import Upload, ingest, ingest_playlist
-from functions.runtime import Dependencies, logger
+from functions.runtime import Dependencies, instrumented, logger
 
 
+@instrumented("Ingest")
 def handler(event: dict[str, Any], context: Any,
             deps: Dependencies | None = None) -> dict[str, Any]:
     deps = deps or Dependencies.from_environment()

@@ -8,13 +8,16 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Mapping
+import weakref
+from collections import Counter
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 from avmon.errors import ConfigError
 from avmon.pipeline.config import PipelineConfig
+from avmon.pipeline.metering import INVOKE, NAMESPACE, bytes_metric, call_counts, put_body_size
 from avmon.pipeline.ports import (
     DynamoStateStore,
     Notifier,
@@ -24,6 +27,7 @@ from avmon.pipeline.ports import (
     Starter,
     StateStore,
     StepFunctionsStarter,
+    on_session,
 )
 
 # The function's environment. On Lambda it is os.environ. The local runtime runs every function
@@ -118,3 +122,87 @@ def logger(service: str) -> Any:
     """Powertools' structured JSON logger, made on first use rather than at import."""
     from aws_lambda_powertools import Logger
     return Logger(service=service, logger_handler=logging.StreamHandler(_CurrentStdout()))
+
+
+# -- metrics and tracing ----------------------------------------------------------------------
+# The calls of the invocation running in this thread (context), counted by botocore hooks on the
+# handlers' session; None outside an instrumented handler (a hook then counts nothing).
+_CALLS: ContextVar[Counter[str] | None] = ContextVar("avmon_calls", default=None)
+_hooked: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _count_put(params: Any, **kwargs: Any) -> None:
+    calls = _CALLS.get()
+    if calls is not None:
+        calls[bytes_metric("s3_put")] += put_body_size(params)
+
+
+def _count_call(model: Any, parsed: Any, event_name: str, **kwargs: Any) -> None:
+    calls = _CALLS.get()
+    if calls is not None:
+        calls.update(call_counts(event_name.split(".")[1], model.name, parsed))
+
+
+def _hook(boto_session: Any) -> None:
+    if boto_session not in _hooked:
+        boto_session.events.register("before-parameter-build.s3.PutObject", _count_put)
+        boto_session.events.register("after-call", _count_call)
+        _hooked.add(boto_session)
+
+
+on_session(_hook)  # every client the handlers make counts its calls (for the metrics below)
+
+
+@functools.cache
+def _metrics() -> Any:
+    from aws_lambda_powertools import Metrics
+    return Metrics(namespace=NAMESPACE)
+
+
+@functools.cache
+def _tracer() -> Any:
+    # outside Lambda (tests, the local simulation) Powertools disables the tracer itself
+    from aws_lambda_powertools import Tracer
+    return Tracer(service="avmon")
+
+
+Handler = Callable[..., dict[str, Any]]
+
+
+def instrumented(function: str) -> Callable[[Handler], Handler]:
+    """A handler with Powertools Tracer (the handler's subsegment, cold start annotated; its
+    boto3 calls traced) and Metrics: one EMF record per invocation in the ``avmon`` namespace,
+    dimension ``function``, with the counts named as the local simulation's meter names them
+    (``avmon.pipeline.metering``). ``POWERTOOLS_METRICS_DISABLED=true`` (the local simulation
+    sets it) keeps the record out of the log."""
+    def wrap(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        def run(event: Any, context: Any, deps: Dependencies | None = None) -> dict[str, Any]:
+            calls: Counter[str] = Counter({INVOKE: 1})
+            token = _CALLS.set(calls)
+            try:
+                # the response is a manifest of every frame: too big for X-Ray's metadata
+                traced = _tracer().capture_lambda_handler(handler, capture_response=False)
+                result: dict[str, Any] = traced(event, context, deps=deps)
+                return result
+            finally:
+                _CALLS.reset(token)
+                _publish(function, calls)
+        return run
+    return wrap
+
+
+def _publish(function: str, calls: Counter[str]) -> None:
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    metrics = _metrics()
+    metrics.clear_metrics()  # Powertools keeps metrics process-wide (per namespace)
+    metrics.add_dimension(name="function", value=function)
+    detector = environment().get("AVMON_DETECTOR")
+    if detector:  # one Detector function per detector: which one
+        metrics.add_dimension(name="detector", value=detector)
+    for name, value in sorted(calls.items()):
+        unit = MetricUnit.Bytes if name.startswith("bytes.") else MetricUnit.Count
+        metrics.add_metric(name=name, unit=unit, value=value)
+    metrics.flush_metrics()  # prints the EMF record, unless metrics are disabled
+    metrics.clear_metrics()

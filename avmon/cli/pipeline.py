@@ -17,6 +17,7 @@ from avmon.cli.common import (
     write_json,
 )
 from avmon.errors import EXIT_INCOMPLETE
+from avmon.localcloud.limits import DEFAULT_MAX_EXECUTIONS
 from avmon.validation import number
 
 positive = number(float, gt=0, le=1_000_000)
@@ -42,6 +43,9 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--frame-layout", choices=["object-per-frame", "object-per-segment"])
     p.add_argument("--workflow", choices=["standard", "express"])
     p.add_argument("--pipeline-config", type=Path, help="JSON file of PipelineConfig settings")
+    p.add_argument("--max-executions", type=number(int, ge=1, le=1000),
+                   help="workflow executions evaluated at once, the rest wait (default"
+                        f" {DEFAULT_MAX_EXECUTIONS})")
     p.set_defaults(handler=simulate)
 
     p = sub.add_parser("report", help="a deployed stream's report, from its segment reports in S3")
@@ -86,7 +90,7 @@ def simulate(args: argparse.Namespace) -> int:
         probe(path)
     if len(args.input) > 1 or args.transition_bucket is not None:
         return _simulate_many(args, config)
-    result = run_simulation(args.input[0], config)
+    result = run_simulation(args.input[0], config, args.max_executions)
     _print_simulation(args, result)
     return _failures(result.failed_segments)
 
@@ -113,6 +117,7 @@ def _print_simulation(args: argparse.Namespace, result: Any) -> None:
             print(f"  {a['subject']}")
     print()
     print(format_usage(result.usage))
+    print(format_local(result.local))
 
 
 def _simulate_playlist(args: argparse.Namespace, config: Any) -> int:
@@ -123,6 +128,17 @@ def _simulate_playlist(args: argparse.Namespace, config: Any) -> int:
         result = simulate_playlist(args.input[0], config, live=args.live, progress=tick)
     _print_simulation(args, result)
     return _failures(result.failed_segments)
+
+
+def format_local(local: dict[str, Any]) -> str:
+    """How the simulation held the run (not usage: nothing here is billed)."""
+    line = (f"simulation        at most {local['max_executions']} executions at once"
+            f" (peak {local['peak_executions']})")
+    expired = local.get("expired")
+    if expired:
+        line += (f"; {expired['objects']:,} working objects deleted once aggregated"
+                 " (the lifecycle rule, emulated early)")
+    return line
 
 
 def _failures(failed: list[dict[str, Any]]) -> int:
@@ -147,7 +163,8 @@ def _simulate_many(args: argparse.Namespace, config: Any) -> int:
     if args.transition_bucket is not None:
         throttle = TransitionThrottle(args.transition_bucket, args.transition_refill)
     with segments_progress() as tick:
-        result = simulate_many(args.input, config, throttle, progress=tick)
+        result = simulate_many(args.input, config, throttle, progress=tick,
+                               max_executions=args.max_executions or DEFAULT_MAX_EXECUTIONS)
     failed = [f if "execution" in f else
               {**f, "execution": f"{Path(s['source']).name} segment {f.get('segment')}"
                                  f" {f.get('detector')}"}
@@ -169,12 +186,13 @@ def _simulate_many(args: argparse.Namespace, config: Any) -> int:
     return _failures(failed)
 
 
-def run_simulation(path: Path, config: Any) -> Any:
+def run_simulation(path: Path, config: Any, max_executions: int | None = None) -> Any:
     """The simulation with a progress bar on stderr (segments done, executions running)."""
     from avmon.localcloud.simulate import simulate
 
     with segments_progress() as tick:
-        return simulate(path, config, progress=tick)
+        return simulate(path, config, progress=tick,
+                        max_executions=max_executions or DEFAULT_MAX_EXECUTIONS)
 
 
 def format_usage(record: dict[str, Any]) -> str:

@@ -15,7 +15,12 @@ No AWS account and no Docker. Steps, each the smallest change that makes moto be
 5. The input goes in through the same path as on AWS: a PutObject under ``ingest/`` fires the
    bucket notification, the ingest Lambda cuts segments and starts one execution per segment.
 
-``moto`` is pinned (requirements.txt): steps 3 and 4 use its private API, and a test checks both.
+6. Long streams: moto would start every execution at once and keep every object, history and
+   model instance; executions run at most ``max_executions`` at once (``executions.py``), a
+   segment's working objects are deleted once aggregated (the lifecycle rule, emulated early:
+   ``expiry.py``), and glibc is told to unmap large buffers (``heap.py``).
+
+``moto`` is pinned (requirements.txt): steps 3, 4 and 6 use its private API, and tests check them.
 Where moto's Step Functions interpreter names a Lambda API error ``Exception``, it is taught to
 name it as AWS does (``Lambda.TooManyRequestsException``), so the workflow's Retry on Lambda
 throttling runs locally too (``faults`` injects the throttling).
@@ -38,6 +43,7 @@ import types
 import uuid
 import warnings
 import zipfile
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +51,11 @@ from typing import Any
 
 from avmon.errors import ConfigError
 from avmon.localcloud.alerts import AlertTap
+from avmon.localcloud.executions import ExecutionPool
+from avmon.localcloud.expiry import LifecycleEmulation, Observer
 from avmon.localcloud.faults import Faults
+from avmon.localcloud.heap import return_large_buffers
+from avmon.localcloud.limits import DEFAULT_MAX_EXECUTIONS
 from avmon.localcloud.meter import Meter
 from avmon.localcloud.patching import MethodPatch
 from avmon.localcloud.project import project_root
@@ -57,7 +67,9 @@ REGION = "us-east-1"
 _FAKE_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
              "AWS_SECURITY_TOKEN": "testing", "AWS_SESSION_TOKEN": "testing",
              "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
-             "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
+             "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+             # the handlers' Powertools: no EMF record in each invocation's log, no X-Ray
+             "POWERTOOLS_METRICS_DISABLED": "true", "POWERTOOLS_TRACE_DISABLED": "true"}
 
 
 @dataclass
@@ -95,16 +107,23 @@ class InProcessLambda:
     """Replaces moto's Docker-based invoke with the function's handler run in this process.
 
     Invocations run one at a time (an invocation's log is the process's stdout, redirected);
-    Step Functions' parallel branches therefore take turns, as on a 1-vCPU box.
+    Step Functions' parallel branches therefore take turns, as on a 1-vCPU box. The last
+    ``RECENT`` invocations are kept (an hour's stream makes tens of thousands), and the latest
+    of each function; ``observers`` are called after each invocation with the function's role,
+    its event and its error (None when it succeeded).
     """
+
+    RECENT = 256
 
     def __init__(self, meter: Meter, names: Callable[[str], str],
                  faults: Faults | None = None) -> None:
         self.meter = meter
         self.names = names
         self.faults = faults or Faults()
-        self.invocations: list[Invocation] = []
-        self.failures: list[str] = []
+        self.invocations: deque[Invocation] = deque(maxlen=self.RECENT)
+        self.latest: dict[str, Invocation] = {}  # role -> its latest invocation
+        self.failures: deque[str] = deque(maxlen=self.RECENT)
+        self.observers: list[Observer] = []
         # held while a handler runs with its environment in os.environ; whoever else reads
         # os.environ wholesale (botocore creating a client) takes it too
         self.lock = threading.RLock()
@@ -163,7 +182,11 @@ class InProcessLambda:
                                       "stackTrace": []})
             elapsed = time.perf_counter() - started
         self.meter.invoked(name, int(fn.memory_size), elapsed, error is not None)
-        self.invocations.append(Invocation(name, event, result, error, log.getvalue()))
+        invocation = Invocation(name, event, result, error, log.getvalue())
+        self.invocations.append(invocation)
+        self.latest[name] = invocation
+        for observer in self.observers:
+            observer(name, event, error)
         return payload, error is not None, log.getvalue()
 
     def _handler(self, fn: Any) -> Callable[[Any, Any], Any]:
@@ -313,9 +336,16 @@ class LocalCloud:
     Use as a context manager. Raises ConfigError if the stack does not deploy.
     """
 
-    def __init__(self, config: PipelineConfig | None = None) -> None:
+    def __init__(self, config: PipelineConfig | None = None, *,
+                 max_executions: int = DEFAULT_MAX_EXECUTIONS, expire: bool = True,
+                 keep_histories: bool = False) -> None:
         self.config = (config or PipelineConfig()).validate()
         self.meter = Meter()
+        # moto would run every execution at once and keep every history and object: bounded
+        # and forgotten as AWS's quotas and lifecycle rules do (executions.py, expiry.py)
+        self.executions_pool = ExecutionPool(max_executions, keep_histories)
+        self.expire = expire
+        self.lifecycle: LifecycleEmulation | None = None
         self.deployment: Deployment | None = None
         self._names: dict[str, str] = {}
         self.faults = Faults()
@@ -331,6 +361,7 @@ class LocalCloud:
         from moto import mock_aws
 
         project_root()  # the CDK app and the handlers: a clear error before anything starts
+        return_large_buffers()  # or the resident set grows with the stream (heap.py)
         stack = contextlib.ExitStack()
         self._stack = stack
         # moto logs every template resource it does not model (bucket and topic policies) and
@@ -348,6 +379,8 @@ class LocalCloud:
             }))
             self.invoker.install()
             stack.callback(self.invoker.uninstall)
+            self.executions_pool.install()
+            stack.callback(self.executions_pool.uninstall)
             ports.reset_session()
             stack.callback(ports.reset_session)
             self.meter.attach(ports.session())
@@ -357,6 +390,9 @@ class LocalCloud:
             # moto prints (not logs) its probe for a Docker host while creating functions
             with contextlib.redirect_stdout(self.deploy_log):
                 self.deployment = self._deploy()
+            if self.expire:
+                self.lifecycle = LifecycleEmulation(self.client("s3"), self.deployment.bucket)
+                self.invoker.observers.append(self.lifecycle.observe)
         except BaseException:
             stack.close()
             raise
@@ -487,7 +523,13 @@ class LocalCloud:
             out += page["executions"]
         return out
 
+    def transitions(self, execution_arn: str) -> int:
+        """The states an ended execution entered (counted in its history when it ended)."""
+        return self.executions_pool.transitions.get(execution_arn, 0)
+
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        """An execution's event history: empty once it ended, unless the cloud was made with
+        ``keep_histories`` (an hour's histories would not fit in memory)."""
         sfn = self.client("stepfunctions")
         events: list[dict[str, Any]] = []
         for page in sfn.get_paginator("get_execution_history").paginate(

@@ -13,6 +13,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from avmon.pipeline.metering import bytes_metric, call_counts, flatten, put_body_size
+
 
 @dataclass
 class FunctionUsage:
@@ -54,17 +56,17 @@ class Meter:
         boto_session.events.register("after-call", self._after_call)
 
     def _put(self, params: Any, **kwargs: Any) -> None:
-        body = params.get("Body")
-        size = len(body) if isinstance(body, (bytes, bytearray)) else 0
+        size = put_body_size(params)
         with self._lock:
             self.bytes["s3_put"] += size
 
     def _after_call(self, model: Any, parsed: Any, event_name: str, **kwargs: Any) -> None:
         service = event_name.split(".")[1]
+        got = call_counts(service, model.name, parsed)[bytes_metric("s3_get")]
         with self._lock:
             self.requests[service][model.name] += 1
-            if model.name == "GetObject" and isinstance(parsed, dict):
-                self.bytes["s3_get"] += int(parsed.get("ContentLength") or 0)
+            if got:
+                self.bytes["s3_get"] += got
 
     def invoked(self, function: str, memory_mb: int, seconds: float, errored: bool) -> None:
         with self._lock:
@@ -78,6 +80,10 @@ class Meter:
     def throttled(self, function: str) -> None:
         with self._lock:
             self.functions.setdefault(function, FunctionUsage()).throttled += 1
+
+    def metrics(self) -> dict[str, int]:
+        """The counts under the names the deployed handlers publish (``pipeline.metering``)."""
+        return flatten(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
         with self._lock:

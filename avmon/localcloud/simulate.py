@@ -29,6 +29,7 @@ from urllib.parse import urlparse
 
 from avmon.errors import EXIT_INCOMPLETE, AvmonError, MediaOpenError
 from avmon.localcloud.deploy import LocalCloud
+from avmon.localcloud.limits import DEFAULT_MAX_EXECUTIONS
 from avmon.media.decode import probe
 from avmon.media.playlist import Playlist, parse_playlist, render_playlist
 from avmon.pipeline import keys, ports
@@ -48,6 +49,9 @@ class Simulation:
     run: str = ""
     alerts: list[dict[str, Any]] = field(default_factory=list)
     playlist: dict[str, Any] | None = None  # what was fed, when the input was a playlist
+    # what the lifecycle emulation deleted (not usage: expirations are neither requests nor
+    # billed) and how many executions ran at once
+    local: dict[str, Any] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -59,7 +63,7 @@ class Simulation:
         out = {**self.report, "usage": self.usage, "run": self.run,
                "segments": {"total": self.usage["executions"],
                             "failed": self.failed_segments},
-               "pipeline": self.config, "alerts": self.alerts}
+               "pipeline": self.config, "alerts": self.alerts, "local": self.local}
         if self.playlist is not None:
             out["playlist"] = self.playlist
         return out
@@ -72,16 +76,18 @@ def ingest_key(path: Path) -> str:
 
 def simulate(path: Path, config: PipelineConfig | None = None,
              progress: Progress | None = None, cloud: LocalCloud | None = None,
-             timeout_s: float = 3600.0, key: str | None = None) -> Simulation:
+             timeout_s: float = 3600.0, key: str | None = None,
+             max_executions: int = DEFAULT_MAX_EXECUTIONS) -> Simulation:
     """Run ``path`` through the pipeline, uploaded to ``key`` (default ``ingest/<file name>``).
-    Pass ``cloud`` to reuse a deployment (a re-upload is a new run of the same stream).
+    Pass ``cloud`` to reuse a deployment (a re-upload is a new run of the same stream);
+    ``max_executions`` applies to a fresh one.
 
     Raises MediaOpenError for input that is not media (the same check and message as analyze),
     AvmonError if the ingest step fails.
     """
     probe(path)  # fail fast, with analyze's message, before deploying anything
     if cloud is None:
-        with LocalCloud(config) as fresh:
+        with LocalCloud(config, max_executions=max_executions) as fresh:
             return _run(fresh, path, key or ingest_key(path), progress, timeout_s)
     return _run(cloud, path, key or ingest_key(path), progress, timeout_s)
 
@@ -93,13 +99,21 @@ def _run(cloud: LocalCloud, path: Path, key: str, progress: Progress | None,
     cloud.meter.reset()
     run = _ingest(cloud, path, key)
     executions = _wait(cloud, run["started"], progress, timeout_s)
-    transitions = sum(sum(1 for h in cloud.history(e["executionArn"])
-                          if h["type"].endswith("StateEntered")) for e in executions)
+    transitions = sum(cloud.transitions(e["executionArn"]) for e in executions)
     collected = _collect(cloud, keys.stream_id_of(run["key"]), path, run["run"], executions)
     usage = {"executions": len(executions), "state_transitions": transitions,
              **cloud.meter.to_dict()}
     return Simulation(collected.report, usage, collected.failed, cloud.object_keys(),
-                      cloud.config.to_dict(), run["run"], tap.drain())
+                      cloud.config.to_dict(), run["run"], tap.drain(),
+                      local=_local(cloud))
+
+
+def _local(cloud: LocalCloud) -> dict[str, Any]:
+    """How the simulation held the run: executions at once, objects the emulated lifecycle
+    rule deleted."""
+    pool = cloud.executions_pool
+    return {"max_executions": pool.limit, "peak_executions": pool.peak,
+            "expired": cloud.lifecycle.to_dict() if cloud.lifecycle else None}
 
 
 @dataclass
@@ -143,7 +157,8 @@ def _collect(cloud: LocalCloud, stream: str, path: Path | str, run: str,
 
 def simulate_many(paths: list[Path], config: PipelineConfig | None = None,
                   throttle: Any = None, progress: Progress | None = None,
-                  timeout_s: float = 3600.0) -> dict[str, Any]:
+                  timeout_s: float = 3600.0,
+                  max_executions: int = DEFAULT_MAX_EXECUTIONS) -> dict[str, Any]:
     """Several streams at once through one deployment, optionally under a StateTransition
     bucket (a TransitionThrottle): what each stream found and how long its segments took.
 
@@ -153,7 +168,7 @@ def simulate_many(paths: list[Path], config: PipelineConfig | None = None,
         probe(path)
     if len({p.name for p in paths}) != len(paths):
         raise AvmonError("two inputs have the same file name (the stream's name); rename one")
-    with LocalCloud(config) as cloud:
+    with LocalCloud(config, max_executions=max_executions) as cloud:
         tap = cloud.alert_tap()
         if throttle is not None:
             throttle.install()
@@ -180,7 +195,8 @@ def simulate_many(paths: list[Path], config: PipelineConfig | None = None,
             })
         usage = {"executions": len(executions), **cloud.meter.to_dict()}
         alerts = tap.drain()
-    return {"streams": streams, "usage": usage,
+        local = _local(cloud)
+    return {"streams": streams, "usage": usage, "local": local,
             "throttle": throttle.to_dict() if throttle is not None else None, "alerts": alerts}
 
 
@@ -189,13 +205,13 @@ def _ingest(cloud: LocalCloud, path: Path | str, key: str,
     """Upload ``path`` (or ``data``) to ``key`` (the notification runs the ingest Lambda);
     return the run the ingest step made of it. Raises AvmonError with the ingest step's cause
     if it failed."""
-    calls = len(cloud.invoker.invocations)
+    before = cloud.invoker.latest.get("Ingest")
     cloud.upload(Path(path).read_bytes() if data is None else data, key)
-    ingest = [i for i in cloud.invoker.invocations[calls:] if i.function == "Ingest"]
-    if not ingest or ingest[-1].error:
+    ingest = cloud.invoker.latest.get("Ingest")
+    if ingest is None or ingest is before or ingest.error:
         why = cloud.invoker.failures[-1] if cloud.invoker.failures else "it never ran"
         raise AvmonError(f"{path}: the ingest step failed: {why.split(': ', 1)[-1]}")
-    run: dict[str, Any] = ingest[-1].result["runs"][0]
+    run: dict[str, Any] = ingest.result["runs"][0]
     return run
 
 
@@ -293,7 +309,8 @@ def simulate_playlist(location: str, config: PipelineConfig | None = None, *,
                       live: bool = False, progress: Progress | None = None,
                       timeout_s: float = 3600.0, stop: threading.Event | None = None,
                       sleep: Callable[[float], None] = time.sleep,
-                      cloud: LocalCloud | None = None, folder: str | None = None) -> Simulation:
+                      cloud: LocalCloud | None = None, folder: str | None = None,
+                      max_executions: int = DEFAULT_MAX_EXECUTIONS) -> Simulation:
     """Feed an HLS stream to the pipeline as a packager would (see the module's docstring),
     wait for every execution, and return the stream's report, usage and alerts. Pass ``cloud``
     to reuse a deployment, ``folder`` to choose the folder under ingest/ (default
@@ -304,7 +321,7 @@ def simulate_playlist(location: str, config: PipelineConfig | None = None, *,
     """
     first = read_playlist(location)
     if cloud is None:
-        with LocalCloud(config) as fresh:
+        with LocalCloud(config, max_executions=max_executions) as fresh:
             return _feed_playlist(fresh, location, first, live, progress, timeout_s,
                                   stop or threading.Event(), sleep, folder)
     return _feed_playlist(cloud, location, first, live, progress, timeout_s,
@@ -328,8 +345,7 @@ def _feed_playlist(cloud: LocalCloud, location: str, first: Playlist, live: bool
         raise AvmonError(f"{location}: no segment was ingested"
                          f" ({len(feed.skipped)} unreadable, {len(feed.refused)} refused)")
     executions = _wait(cloud, feed.started, progress, timeout_s)
-    transitions = sum(sum(1 for h in cloud.history(e["executionArn"])
-                          if h["type"].endswith("StateEntered")) for e in executions)
+    transitions = sum(cloud.transitions(e["executionArn"]) for e in executions)
     collected = _collect(cloud, feed.stream, location, keys.LIVE_RUN, executions)
     usage = {"executions": len(executions), "state_transitions": transitions,
              **cloud.meter.to_dict()}
@@ -339,7 +355,7 @@ def _feed_playlist(cloud: LocalCloud, location: str, first: Playlist, live: bool
            "live_pace": live}
     return Simulation(collected.report, usage, collected.failed + feed.refused,
                       cloud.object_keys(), cloud.config.to_dict(), keys.LIVE_RUN,
-                      tap.drain(), fed)
+                      tap.drain(), fed, _local(cloud))
 
 
 def _follow(cloud: LocalCloud, location: str, playlist: Playlist, feed: _Feed, live: bool,
@@ -396,17 +412,21 @@ def _follow(cloud: LocalCloud, location: str, playlist: Playlist, feed: _Feed, l
 
 def _wait(cloud: LocalCloud, names: list[str], progress: Progress | None,
           timeout_s: float) -> list[dict[str, Any]]:
-    """The executions named ``names`` once none is running."""
+    """The executions named ``names`` once every one has ended (watched in the execution
+    pool, which costs nothing; ListExecutions over thousands would, five times a second)."""
     deadline = time.monotonic() + timeout_s
     wanted = set(names)
+    assert cloud.deployment is not None
+    prefix = cloud.deployment.state_machine_arn.replace(":stateMachine:", ":execution:", 1)
+    arns = {f"{prefix}:{n}" for n in wanted}
+    ended = cloud.executions_pool.transitions
     while True:
-        mine = [e for e in cloud.executions() if e["name"] in wanted]
-        running = sum(1 for e in mine if e["status"] == "RUNNING")
-        done = len(mine) - running
+        done = sum(1 for a in arns if a in ended)
+        running = len(wanted) - done
         if progress is not None:
             progress(done, len(wanted), running)
-        if len(mine) >= len(wanted) and running == 0:
-            return mine
+        if running == 0:
+            return [e for e in cloud.executions() if e["name"] in wanted]
         if time.monotonic() > deadline:
             raise AvmonError(f"{running} execution(s) still running after {timeout_s:.0f} s")
         time.sleep(0.2)

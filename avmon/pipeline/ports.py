@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any
 
 from avmon.errors import AvmonError, MissingResourceError, StorageThrottledError
@@ -24,6 +25,9 @@ _THROTTLE_CODES = {"SlowDown", "503", "ServiceUnavailable", "RequestLimitExceede
                    "ProvisionedThroughputExceededException", "TransactionConflictException"}
 
 
+_session_hooks: list[Callable[[Any], None]] = []
+
+
 def session() -> Any:
     """The process-wide boto3 session (created on first call)."""
     global _session
@@ -31,7 +35,20 @@ def session() -> Any:
         if _session is None:
             import boto3
             _session = boto3.session.Session()
+            for hook in _session_hooks:
+                hook(_session)
         return _session
+
+
+def on_session(hook: Callable[[Any], None]) -> None:
+    """Call ``hook`` with the session now (if there is one) and with every session made from
+    now on: how event handlers reach every client (a client copies its session's handlers
+    when it is made, so a handler registered later would miss the clients made before)."""
+    with _lock:
+        _session_hooks.append(hook)
+        current = _session
+    if current is not None:
+        hook(current)
 
 
 def reset_session() -> None:

@@ -138,3 +138,40 @@ def test_service_pins_are_the_projects_pins():
     assert service and all(project[name] == v for name, v in service.items()), service
     docker = (ROOT / "Dockerfile").read_text()
     assert "cdk/service_requirements.txt" in docker and SERVICE_BASE_IMAGE in docker
+
+
+def test_the_lambda_bundle_has_what_the_handlers_import():
+    """Every third-party distribution the handlers import is in the Lambda bundle's
+    requirements or installed by them (their dependencies, as this environment resolves them):
+    a missing one deploys, then fails every invocation at import."""
+    import importlib.metadata as md
+
+    code = ("import sys, importlib\n"
+            "for m in ('functions.ingest', 'functions.converter', 'functions.detector',"
+            " 'functions.aggregator'):\n"
+            "    importlib.import_module(m)\n"
+            "print(' '.join(sorted({n.split('.')[0] for n in sys.modules})))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=ROOT).stdout.split()
+    by_module = md.packages_distributions()
+    imported = {d.lower().replace("_", "-") for top in out
+                if top not in sys.stdlib_module_names for d in by_module.get(top, [])}
+    imported -= {"avmon", "setuptools"}  # the bundle copies avmon; setuptools is site's hook
+
+    def closure(names: list[str]) -> set[str]:
+        seen: set[str] = set()
+        todo = list(names)
+        while todo:
+            name = todo.pop().lower().replace("_", "-")
+            if name in seen:
+                continue
+            seen.add(name)
+            for req in md.requires(name) or []:
+                if "extra ==" not in req:
+                    todo.append(re.split(r"[ ;<>=!~\[(]", req, maxsplit=1)[0])
+        return seen
+
+    listed = [ln.split("==")[0].strip() for ln in
+              (ROOT / "functions" / "requirements.txt").read_text().splitlines()
+              if "==" in ln and not ln.lstrip().startswith("#")]
+    assert imported and imported <= closure(listed), imported - closure(listed)

@@ -53,6 +53,7 @@ def split_segments(source: Source, seconds: float) -> Iterator[Segment]:
         video = next((s for s in streams if s.type == "video"), None)
         writer: _Writer | None = None
         index = 0
+        next_cut = seconds  # the first keyframe at or after this starts the next segment
         clock = _Clock()
         for packet in container.demux(*streams):
             if packet.dts is None or packet.pts is None:
@@ -60,13 +61,16 @@ def split_segments(source: Source, seconds: float) -> Iterator[Segment]:
             clock.continue_track(packet)
             t = float(packet.pts * packet.time_base) - origin
             cut = writer is None or (packet.stream is video and packet.is_keyframe
-                                     and t >= (index + 1) * seconds - 1e-6)
+                                     and t >= next_cut - 1e-6)
             if video is None and writer is not None:
-                cut = t >= (index + 1) * seconds - 1e-6
+                cut = t >= next_cut - 1e-6
             if cut:
                 if writer is not None:
                     yield writer.close()
-                    index = max(index + 1, int((t + 1e-6) // seconds))
+                    # segments are numbered without holes (the run record counts them), and
+                    # cut on the grid of ``seconds`` even when keyframes are further apart
+                    index += 1
+                    next_cut = (int((t + 1e-6) // seconds) + 1) * seconds
                 writer = _Writer(index, streams)
             assert writer is not None
             writer.add(packet, t)

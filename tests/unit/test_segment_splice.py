@@ -59,6 +59,15 @@ def test_a_spliced_stream_is_segmented_whole(spliced: Path) -> None:
     assert all(len(s.data) > 0 for s in segments)
 
 
+def test_segments_are_numbered_without_holes_when_keyframes_are_sparse(spliced: Path) -> None:
+    """Keyframes further apart than the segment length: each segment still gets the next
+    number (the run record counts them; a hole would be reported as a missing segment)."""
+    segments = list(split_segments(spliced, 0.5))
+    assert [s.index for s in segments] == list(range(len(segments)))
+    starts = [s.start_s for s in segments]
+    assert starts == sorted(starts) and len(segments) >= 3
+
+
 def test_the_pipeline_finds_what_analyze_finds_on_a_splice(spliced: Path) -> None:
     store, starter, notifier = FakeStore(), FakeStarter(), FakeNotifier()
     states = FakeStateStore()

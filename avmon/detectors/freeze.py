@@ -12,15 +12,9 @@ means the picture moved:
   accumulates against the first frame and not between neighbours), and never below 8 levels
   (codec flicker). At an intra picture the level is kept for the rest of the candidate: the
   re-encoding flicker of a frozen picture comes with the keyframe and stays in every frame
-  predicted from it. That kept level also hides motion as large as the flicker, so from a
-  keyframe on each picture is compared with the keyframe too, at its own noise level: a frozen
-  picture's predicted frames repeat the keyframe, slow motion moves away from it. (Measured on
-  ``bbb-dark-zoom``: ffmpeg's zoompan moves its crop in whole-pixel steps; where a keyframe fell
-  on a step, the step set the kept level, 34 levels, above any change the dark picture could
-  make, and four 1.0-1.4 s stretches of genuine motion read as freezes; the source pictures
-  differ, 7% of pixels by more than 10 levels within each stretch.) Per-pixel counts see what
-  cell means average away: a dark still slowly zooming (2% of pixels change by more than 10
-  levels in 0.5 s) is motion, not a string of freezes.
+  predicted from it. Per-pixel counts see what cell means average away: a dark still slowly
+  zooming (2% of pixels change by more than 10 levels in 0.5 s) is motion, not a string of
+  freezes.
 - **cells**: the mean change of 16x16-pixel cell means exceeds 1.5 levels plus 0.3 per level of
   noise (a fade, a global low-contrast change).
 - **strong cells**: more than 0.2% of cells changed by 20 levels (a small object moving).
@@ -71,11 +65,8 @@ def noise_level(frame: VideoFrame, prev: VideoFrame, config: FreezeConfig) -> tu
     n = step.size - 1
     k50, k90 = n // 2, int(n * 0.9)
     k_tail = min(n, int(step.size * (1.0 - config.max_changed_fraction)))
-    # the changes are whole levels 0..255: the k-th smallest is where the running count of a
-    # histogram passes k (exactly what a partition gives, at a fraction of its cost)
-    below = np.cumsum(np.bincount(step, minlength=256))
-    median, q90, tail = (float(v) for v in np.searchsorted(below, [k50, k90, k_tail],
-                                                            side="right"))
+    part = np.partition(step, [k50, k90, k_tail])
+    median, q90, tail = float(part[k50]), float(part[k90]), float(part[k_tail])
     tail = min(tail, config.max_tail_ratio * q90)
     # |N(0, s)| has its median at 0.674 s
     return max(config.pixel_floor, config.noise_margin * tail), median / 0.674
@@ -104,7 +95,6 @@ class FreezeScanner(NoFeed):
         self._ref: VideoFrame | None = None
         self._prev: VideoFrame | None = None
         self._keyframe_level = 0.0  # noise level an intra picture brought into the candidate
-        self._anchor: VideoFrame | None = None  # ... and that picture
 
     def feed_video(self, frame: VideoFrame) -> None:
         ref, prev, self._prev = self._ref, self._prev, frame
@@ -114,25 +104,18 @@ class FreezeScanner(NoFeed):
             return
         if ref is None or prev is None or ref.cells.shape != frame.cells.shape \
                 or prev.grid.shape != frame.grid.shape:
-            self._ref, self._keyframe_level, self._anchor = frame, 0.0, None
+            self._ref, self._keyframe_level = frame, 0.0
             return
         level, sigma = noise_level(frame, prev, self.config)
         if frame.keyframe:
             self._keyframe_level = max(self._keyframe_level, level)
         amount = change(frame, ref, max(level, self._keyframe_level), sigma, self.config)
-        if self._anchor is not None:
-            # the raised level hides what it must (the keyframe's flicker, in every picture
-            # predicted from it) and also motion as large as that flicker: change since the
-            # keyframe itself, at this picture's own noise level, is still motion
-            amount = max(amount, change(frame, self._anchor, level, sigma, self.config))
         static = amount < 1.0
         self.runs.update(static, frame.t, frame.t + frame.duration, 1.0 - 0.5 * amount)
         if static:
             self.runs.extend_start(ref.t)
-            if frame.keyframe:
-                self._anchor = frame
         else:
-            self._ref, self._keyframe_level, self._anchor = frame, 0.0, None
+            self._ref, self._keyframe_level = frame, 0.0
 
     def evidence(self) -> Evidence:
         return {"runs": self.runs.evidence()}

@@ -139,6 +139,9 @@ def test_freeze_inside_dark_slow_zoom_is_found(rng):
     assert found[0].end_s == pytest.approx(2.0, abs=2 * DT)
 
 
+@pytest.mark.xfail(strict=True, reason="the keyframe-anchor fix for this case split a 2 s freeze"
+                   " in two on a live MPEG-TS stream over UDP (tests/functional/test_watch.py);"
+                   " it was taken back: bbb-dark-zoom's false freezes are open (README)")
 def test_stepped_dark_zoom_with_a_keyframe_on_a_step_is_not_a_freeze(rng):
     """A zoom that moves in steps (ffmpeg's zoompan rounds its crop to whole pixels). The
     level kept for a keyframe's re-encoding flicker (which stays in every picture predicted

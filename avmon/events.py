@@ -37,6 +37,21 @@ INPUT_HEALTH: tuple[str, ...] = (INPUT_LOSS, GAP)
 INPUT_LOSS_CAUSES: tuple[str, ...] = (STALE_PLAYLIST, ORIGIN_UNREACHABLE)
 
 
+def parse_utc(text: str) -> float:
+    """ISO 8601 (``2026-11-30T04:20:30.467Z``; ``+0000`` as HLS playlists write it, or
+    ``+00:00``) as POSIX seconds; a time without a zone is UTC.
+
+    Raises ValueError for text that is not such a time.
+    """
+    value = text.strip().replace("Z", "+00:00")
+    if len(value) > 5 and value[-5] in "+-" and value[-3] != ":":
+        value = f"{value[:-2]}:{value[-2:]}"
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
 def utc_iso(epoch_s: float | None) -> str | None:
     """A POSIX time as ISO 8601 in UTC with milliseconds (``2026-11-30T01:02:03.456Z``)."""
     if epoch_s is None:

@@ -12,11 +12,10 @@ written it when each segment was new.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from urllib.parse import urljoin
 
 from avmon.errors import MediaOpenError
-from avmon.events import utc_iso
+from avmon.events import parse_utc, utc_iso
 
 
 @dataclass(frozen=True)
@@ -113,10 +112,7 @@ def render_playlist(playlist: Playlist, segments: tuple[Segment, ...] | list[Seg
 
 
 def _parse_date(text: str) -> float | None:
-    text = text.strip().replace("Z", "+00:00")
-    if len(text) > 5 and text[-5] in "+-" and text[-3] != ":":  # +0000 -> +00:00
-        text = f"{text[:-2]}:{text[-2:]}"
     try:
-        return datetime.fromisoformat(text).timestamp()
+        return parse_utc(text)
     except ValueError:
         return None

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple, Self
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from avmon.detectors.base import Evidence
 from avmon.errors import MediaOpenError
+from avmon.events import parse_utc
 
 MAX_PAYLOAD = 256 * 1024  # Step Functions' limit for a state's input or output
 
@@ -65,21 +65,6 @@ class SegmentJob(Contract):
         if value is not None:
             parse_utc(value)
         return value
-
-
-def parse_utc(text: str) -> float:
-    """ISO 8601 (``2026-11-30T04:20:30.467Z``; ``+0000`` as HLS playlists write it, or
-    ``+00:00``) as POSIX seconds; a time without a zone is UTC.
-
-    Raises ValueError for text that is not such a time.
-    """
-    value = text.strip().replace("Z", "+00:00")
-    if len(value) > 5 and value[-5] in "+-" and value[-3] != ":":
-        value = f"{value[:-2]}:{value[-2:]}"
-    parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
 
 
 class FrameRef(NamedTuple):

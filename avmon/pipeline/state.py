@@ -68,10 +68,10 @@ from avmon.detectors.base import Evidence
 from avmon.detectors.config import AnalysisConfig
 from avmon.detectors.registry import build, finalize_all
 from avmon.errors import MissingResourceError, StorageThrottledError
-from avmon.events import GAP, DefectEvent, EventKind, utc_iso
+from avmon.events import GAP, DefectEvent, EventKind, parse_utc, utc_iso
 from avmon.model import Defect
 from avmon.pipeline import keys
-from avmon.pipeline.contracts import RunRecord, SegmentReport, parse_utc
+from avmon.pipeline.contracts import RunRecord, SegmentReport
 from avmon.pipeline.ports import Notifier, ObjectStore, StateStore
 
 HORIZON_S = 20.0       # evidence kept behind the prefix's end, whatever is open

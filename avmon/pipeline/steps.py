@@ -32,7 +32,6 @@ import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from itertools import pairwise
 from typing import Any
 
@@ -48,7 +47,7 @@ from avmon.errors import (
     PayloadTooLargeError,
     StorageThrottledError,
 )
-from avmon.events import GAP, DefectEvent, utc_iso
+from avmon.events import GAP, DefectEvent, parse_utc, utc_iso
 from avmon.frames import AudioBatcher, AudioBuffer, VideoFrame
 from avmon.media.decode import MediaReader
 from avmon.media.playlist import Playlist, Segment, parse_playlist
@@ -212,7 +211,7 @@ def _job_utc(store: ObjectStore, job: SegmentJob) -> str | None:
 
 
 def _plus(iso: str, seconds: float) -> str | None:
-    return utc_iso(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() + seconds)
+    return utc_iso(parse_utc(iso) + seconds)
 
 
 def _playlist_record(store: ObjectStore, stream: str) -> PlaylistRecord | None:

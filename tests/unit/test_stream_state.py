@@ -26,7 +26,7 @@ from botocore.stub import ANY, Stubber
 from avmon.detectors.registry import NAMES
 from avmon.errors import StorageThrottledError
 from avmon.evaluation.synth import SynthRequest, parse_defects, synthesize
-from avmon.events import DefectEvent
+from avmon.events import DefectEvent, parse_utc
 from avmon.media.decode import MediaReader
 from avmon.model import Defect
 from avmon.monitor.analysis import analyze
@@ -38,7 +38,6 @@ from avmon.pipeline.contracts import (
     RunRecord,
     SegmentFailure,
     SegmentJob,
-    parse_utc,
 )
 from avmon.pipeline.ports import DynamoStateStore, SnsNotifier
 from avmon.pipeline.steps import (

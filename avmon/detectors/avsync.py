@@ -60,6 +60,7 @@ saw whole: one segment per scanner (the serverless pipeline) and one scanner per
 from __future__ import annotations
 
 import base64
+import bisect
 import statistics
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -466,16 +467,21 @@ class _BoundaryCues:
 
     def __init__(self, evidences: Sequence[Evidence], cfg: AvSyncConfig) -> None:
         self.cfg = cfg
-        self.tails = [e["cue_tail"] for e in evidences if e.get("cue_tail")]
         self.heads = [e["cue_head"] for e in evidences if e.get("cue_head")]
+        # each kind's tails by end time, so a head finds its predecessor by bisection (an
+        # hour's report assembles 1,800 segments)
+        self._tails: dict[str, list[Mapping[str, Any]]] = {}
+        for kind in ("video", "audio"):
+            sides = [side for e in evidences if (side := (e.get("cue_tail") or {}).get(kind))]
+            self._tails[kind] = sorted(sides, key=lambda side: side["t"])
 
     def _before(self, kind: str, t: float) -> Mapping[str, Any] | None:
-        best = None
-        for tail in self.tails:
-            side = tail.get(kind)
-            if side and 0 < t - side["t"] <= JOIN_S and (best is None or side["t"] > best["t"]):
-                best = side
-        return best
+        """The tail of ``kind`` that ends last before ``t``, if within JOIN_S of it."""
+        tails = self._tails[kind]
+        i = bisect.bisect_left(tails, t, key=lambda side: side["t"])
+        if i and 0 < t - tails[i - 1]["t"] <= JOIN_S:
+            return tails[i - 1]
+        return None
 
     def video(self) -> list[float]:
         out = []

@@ -65,8 +65,11 @@ def noise_level(frame: VideoFrame, prev: VideoFrame, config: FreezeConfig) -> tu
     n = step.size - 1
     k50, k90 = n // 2, int(n * 0.9)
     k_tail = min(n, int(step.size * (1.0 - config.max_changed_fraction)))
-    part = np.partition(step, [k50, k90, k_tail])
-    median, q90, tail = float(part[k50]), float(part[k90]), float(part[k_tail])
+    # the changes are whole levels 0..255: the k-th smallest is where the running count of a
+    # histogram passes k (exactly what a partition gives, at a fraction of its cost)
+    below = np.cumsum(np.bincount(step, minlength=256))
+    median, q90, tail = (float(v) for v in np.searchsorted(below, [k50, k90, k_tail],
+                                                            side="right"))
     tail = min(tail, config.max_tail_ratio * q90)
     # |N(0, s)| has its median at 0.674 s
     return max(config.pixel_floor, config.noise_margin * tail), median / 0.674

@@ -31,6 +31,7 @@ installed ``avmon`` package: ``project.project_root`` finds the checkout, puts i
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import json
@@ -321,6 +322,27 @@ def _deliver_cfn_response(request: Any) -> _Reply:
     return _Reply()
 
 
+_jsii_exit_guarded = False
+
+
+def _stop_jsii_quietly_at_exit() -> None:
+    """Ctrl-C in a terminal reaches jsii's node process too (one process group): it exits,
+    and jsii's own exit hook then writes to its closed pipe and prints a traceback after
+    avmon's last line. Registered after jsii's (exit hooks run last-registered first), this
+    stops the node process first, quietly (``stop`` unregisters jsii's hook)."""
+    global _jsii_exit_guarded
+    if _jsii_exit_guarded:
+        return
+    _jsii_exit_guarded = True
+
+    def stop() -> None:
+        with contextlib.suppress(Exception):  # anything jsii raises on a dead node process
+            from jsii._runtime import kernel
+            kernel.provider._process.stop()
+
+    atexit.register(stop)
+
+
 @dataclass
 class Deployment:
     bucket: str
@@ -419,6 +441,7 @@ class LocalCloud:
             app = build_app(context={"aws:cdk:bundling-stacks": []}, outdir=outdir,
                             config=self.config)
             assembly = app.synth()
+            _stop_jsii_quietly_at_exit()
             artifact = assembly.stacks[0]
             template = artifact.template
             self._stage_assets(Path(outdir), artifact.stack_name)

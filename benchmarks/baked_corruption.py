@@ -195,13 +195,26 @@ def main() -> None:
             ctrl.append((s.name, float(jump.max()), float(new.max())))
             print(f"{s.name} (clean): highest jump {jump.max():.3f} at {t[jump.argmax()]:.2f} s,"
                   f" most new block edges {new.max():.0f} at {t[new.argmax()]:.2f} s", flush=True)
+    for line in summary(inside, ctrl):
+        print(line)
+
+
+def summary(inside: list[tuple[str, float, float]], ctrl: list[tuple[str, float, float]],
+            ) -> list[str]:
+    """Recall of each statistic at the threshold just above every control, and just above the
+    real-footage controls (overall, and on the real-footage damage alone)."""
+    lines = []
     real = [c for c in ctrl if c[0].startswith(REAL_FOOTAGE)]
+    real_inside = [i for i in inside if i[0].startswith(REAL_FOOTAGE)]
     for k, label in ((1, "global jump"), (2, "new block edges")):
         for which, group in (("every control", ctrl), ("real-footage controls", real)):
             top = max(group, key=lambda c: c[k])
             found = sum(i[k] > top[k] for i in inside)
-            print(f"{label}: threshold above {which} ({top[k]:.3f}, {top[0]}): "
-                  f"{found} of {len(inside)} damaged intervals found")
+            found_real = sum(i[k] > top[k] for i in real_inside)
+            lines.append(f"{label}: threshold above {which} ({top[k]:.3f}, {top[0]}): "
+                         f"{found} of {len(inside)} damaged intervals found, {found_real} of "
+                         f"{len(real_inside)} in real footage")
+    return lines
 
 
 if __name__ == "__main__":

@@ -25,7 +25,11 @@ means the picture moved:
   zooming (2% of pixels change by more than 10 levels in 0.5 s) is motion, not a string of
   freezes. A coder starved so far that a frozen picture visibly pumps back into shape after
   each intra picture (MPEG-2 at 300 kb/s, 640x360, GOP 15: 2.65% of the pixels) reads as
-  motion.
+  motion. A scanner's first picture, when it is intra (a segment's first, in the pipeline),
+  has no previous picture to measure its noise against: the pictures in the 0.2 s after it
+  may differ from it by the same refinement allowance, then are compared with the last of
+  them as usual (a freeze crossing a segment boundary of an HLS stream cut by ffmpeg ended at
+  the boundary: the coder refined the segment's first picture over the next two).
 - **cells**: the mean change of 16x16-pixel cell means exceeds 1.5 levels plus 0.3 per level of
   noise (a fade, a global low-contrast change); a keyframe's noise is kept for this test too.
 - **strong cells**: more than 0.2% of cells changed by 20 levels (a small object moving).
@@ -62,6 +66,7 @@ class FreezeConfig(DetectorConfig):
     max_changed_fraction: float = 0.002  # more changed pixels than this is motion
     max_tail_ratio: float = 5.0      # noise tail at most this times the 90th percentile
     max_refined_fraction: float = 0.015  # pixels a frozen picture's coding may still refine
+    refine_window_s: float = 0.2     # ... after a scanner's first picture, for this long
 
 
 def noise_level(frame: VideoFrame, prev: VideoFrame, config: FreezeConfig) -> tuple[float, float]:
@@ -96,17 +101,19 @@ def changed_fraction(frame: VideoFrame, ref: VideoFrame, level: float) -> float:
 
 
 def change(frame: VideoFrame, ref: VideoFrame, level: float, sigma: float,
-           config: FreezeConfig) -> float:
+           config: FreezeConfig, allowed: float | None = None) -> float:
     """How much ``frame`` changed since ``ref``: 0 is identical, 1 or more is a change.
 
-    ``level`` and ``sigma`` come from ``noise_level``.
+    ``level`` and ``sigma`` come from ``noise_level``; ``allowed`` is the fraction of pixels
+    that may change by more than ``level`` (``config.max_changed_fraction`` by default).
     """
     changed = changed_fraction(frame, ref, level)
+    allowed = config.max_changed_fraction if allowed is None else allowed
     cells = np.abs(frame.cells - ref.cells)
     threshold = config.mean_threshold + config.noise_factor * sigma
     strong = np.count_nonzero(cells > config.strong_change) / cells.size
     return float(max(float(cells.mean()) / threshold, strong / config.max_strong_fraction,
-                     changed / config.max_changed_fraction))
+                     changed / allowed))
 
 
 class FreezeScanner(NoFeed):
@@ -133,14 +140,27 @@ class FreezeScanner(NoFeed):
         if ref is None or prev is None or ref.cells.shape != frame.cells.shape \
                 or prev.grid.shape != frame.grid.shape:
             self._restart(frame)
+            if prev is None and frame.keyframe:
+                # the scanner's first picture (a segment's, in the pipeline): its coding noise
+                # cannot be measured; the pictures just after it may still refine it
+                self._anchor = frame
             return
         level, sigma = noise_level(frame, prev, self.config)
         if frame.keyframe:
             kept_level, kept_sigma = self._keyframe_noise
             self._keyframe_noise = (max(kept_level, level), max(kept_sigma, sigma))
         kept_level, kept_sigma = self._keyframe_noise
-        amount = change(frame, ref, max(level, kept_level), max(sigma, kept_sigma), self.config)
-        if self._anchor is not None:
+        if self._anchor is ref:
+            amount = change(frame, ref, level, sigma, self.config,
+                            allowed=self.config.max_refined_fraction)
+            if amount < 1.0 and frame.t - ref.t >= self.config.refine_window_s - 1e-6:
+                # refined by now: later pictures are compared with this one, as usual (a
+                # slow zoom from the first picture on is motion, not refinement)
+                self._ref, self._anchor = frame, None
+        else:
+            amount = change(frame, ref, max(level, kept_level), max(sigma, kept_sigma),
+                            self.config)
+        if self._anchor is not None and self._anchor is not ref:
             # the kept level hides the keyframe's flicker and also motion as large as it (a
             # zoom stepping on the keyframe): pixels that moved away from the keyframe itself,
             # beyond what a coder still refines in a frozen picture, are motion

@@ -175,7 +175,18 @@ def test_a_coder_refining_a_frozen_picture_after_a_keyframe_does_not_end_the_fre
     order = rng.integers(1, 5, source.shape)
     for i in range(35, 50):
         pics[i] = np.where(coarse & (order <= i - 35), source, key).astype(np.uint8)
-    found = run_video(FreezeDetector(), frames_from(pics, keyframes={0, 35}))
+    frames = frames_from(pics, keyframes={0, 35})
+    found = run_video(FreezeDetector(), frames)
+    assert [(d.start_s, d.end_s) for d in found] == [(1.0, 2.0)]
+    # the same cut into two segments at the keyframe (the pipeline): the second scanner cannot
+    # measure the keyframe's noise, and the refinement after it is still no motion
+    det = FreezeDetector()
+    a, b = det.scanner(), det.scanner()
+    for f in frames[:35]:
+        a.feed_video(f)
+    for f in frames[35:]:
+        b.feed_video(f)
+    found = det.finalize([a.evidence(), b.evidence()])
     assert [(d.start_s, d.end_s) for d in found] == [(1.0, 2.0)]
 
 

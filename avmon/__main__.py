@@ -1,3 +1,3 @@
-from avmon.cli import main
+from avmon.cli import entry
 
-raise SystemExit(main())
+raise SystemExit(entry())

@@ -8,6 +8,7 @@ non-zero exit; work already finished (a partial report) is still printed.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import os
 import sys
 from collections.abc import Sequence
@@ -66,5 +67,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
 
 
+def entry() -> int:
+    """The ``avmon`` program (console script and ``python -m avmon``): ``main``, with a crash in
+    native code (FFmpeg, numpy) reported as every thread's Python stack on stderr rather than a
+    bare exit by signal (``faulthandler``; printed only on such a crash)."""
+    if sys.stderr is not None and not faulthandler.is_enabled():
+        faulthandler.enable()
+    return main()
+
+
 if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
+    raise SystemExit(entry())

@@ -69,5 +69,10 @@ def run(args: argparse.Namespace) -> int:
         service.run(stop)
     finally:
         http.close()
+    # Every stream's threads have closed their inputs by now (Service.shutdown waits for them):
+    # one still inside FFmpeg as the interpreter exits can crash it, so it is named.
+    left = [t.name for t in threading.enumerate() if t is not threading.current_thread()]
+    if left:
+        sys.stderr.write(f"avmon serve: threads still running at exit: {', '.join(left)}\n")
     sys.stderr.write("avmon serve: stopped\n")
     return 0

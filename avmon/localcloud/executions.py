@@ -21,9 +21,11 @@ by the workflow), and the history lives in the service, not in the client.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,14 +74,26 @@ class ExecutionPool:
         for thread in self._threads:
             thread.start()
 
-    def uninstall(self) -> None:
-        """Restore moto's start; the workers stop once they finish what they run (executions
-        still waiting are abandoned: the simulation is over)."""
+    def uninstall(self, timeout_s: float = 60.0) -> None:
+        """Restore moto's start, abandon the executions still waiting (the simulation is over)
+        and wait up to ``timeout_s`` for the workers to finish what they run.
+
+        They are waited for, not left behind: an execution runs the handlers, which decode
+        with PyAV, and a thread still inside FFmpeg when the process exits re-enters a
+        finalizing interpreter from PyAV's I/O callbacks and can crash it."""
         if self._patch is not None:
             self._patch.uninstall()
             self._patch = None
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._queue.get_nowait()
         for _ in self._threads:
             self._queue.put(None)
+        deadline = time.monotonic() + timeout_s
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                _log.warning("%s still runs an execution after %.0f s", thread.name, timeout_s)
         self._threads = []
 
     def submit(self, worker: Any) -> None:

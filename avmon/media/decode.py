@@ -105,7 +105,11 @@ class MediaReader:
             micros = str(int(timeout * 1_000_000))
             options.update(rw_timeout=micros, timeout=micros)
         # FFmpeg logs every concealed macroblock; avmon counts them instead (see DecodeStats).
-        av.logging.set_level(av.logging.PANIC)
+        # None is PyAV's callback that drops every message without touching Python. A level
+        # (even PANIC) installs one that takes the GIL for each error message, from whichever
+        # thread FFmpeg logs on: a thread still decoding while the interpreter shuts down then
+        # re-enters a finalizing interpreter and can crash it (SIGSEGV after a clean stop).
+        av.logging.set_level(None)
         try:
             self._container: Any = av.open(source, mode="r", options=options, format=format,
                                            timeout=timeout)

@@ -108,7 +108,7 @@ class HlsFeed:
                  tb: TracebackType | None) -> None:
         self._stop.set()
         self._pipe.close()
-        self._thread.join(timeout=2.0)
+        self._thread.join(timeout=self.fetch_timeout + 2.0)  # a fetch ends by its timeout
 
     def reader(self) -> MediaReader | None:
         """The decoder over the segments, on the stream's own clock; None if this playlist is

@@ -296,6 +296,8 @@ class Monitor:
         self.gap_threshold_s = gap_threshold_s
         self.clock = clock
         self.live = is_live_source(source)
+        # every open and read of a live source gives up after this (FFmpeg's interrupt callback)
+        self._read_timeout = max(2.0, input_timeout) if self.live else None
         self._stop = threading.Event()
         self._queue: queue.Queue[_Item] = queue.Queue(maxsize=64)
         self._lock = threading.Lock()
@@ -366,7 +368,19 @@ class Monitor:
             yield from self._run()
         finally:
             self._stop.set()
-            ingest.join(timeout=1.0)
+            self._join_ingest(ingest)
+
+    def _join_ingest(self, ingest: threading.Thread) -> None:
+        """Wait for the ingest thread to close its input, which it does in its own thread.
+
+        Stopped, it may be inside FFmpeg (opening a silent UDP input, waiting for a packet) until
+        the read timeout passes, and PyAV's interrupt callback re-enters Python from there
+        several times a second. A watch that returned before that would let its caller exit
+        the process with the thread still in FFmpeg: the callback then runs against an
+        interpreter being torn down and crashes the process (SIGSEGV after a clean stop). The
+        wait is bounded by the read timeout (plus the HLS reader's own stop), not forever:
+        a file-like source that never returns from a read cannot be waited for."""
+        ingest.join(timeout=(self._read_timeout or 0.0) + 10.0)
 
     # -- the caller's thread: scan, finalize, diff, watchdog ----------------------------------
     def _run(self) -> Iterator[DefectEvent]:
@@ -858,8 +872,7 @@ class Monitor:
                             continue
                 else:
                     reader = MediaReader(self.source, stream_clock=self.live,
-                                         timeout=max(2.0, self.input_timeout) if self.live
-                                         else None)
+                                         timeout=self._read_timeout)
                     # continuity counters across HLS segments mean nothing (packagers may restart
                     # them per segment); avmon's HLS reader reports lost segments instead
                     ended = self._decode(reader, None, continuity=not self._hls_by_ffmpeg)

@@ -392,13 +392,15 @@ class Service:
         self._load()
         wanted = self.wanted()
         with self._lock:
-            for sid, runner in list(self.runners.items()):
-                if wanted.get(sid) != runner.spec:
-                    runner.stop()
-            for sid, runner in list(self.runners.items()):
-                if wanted.get(sid) != runner.spec and runner.join(10.0):
-                    self._close_sinks(runner)
-                    del self.runners[sid]
+            leaving = {sid: r for sid, r in self.runners.items() if wanted.get(sid) != r.spec}
+        for runner in leaving.values():
+            runner.stop()
+        # joined without the lock: a stopping stream may wait for its input's read timeout
+        # (live.py), and /metrics and /streams read the runners meanwhile
+        gone = [sid for sid, runner in leaving.items() if runner.join(10.0)]
+        with self._lock:
+            for sid in gone:
+                self._close_sinks(self.runners.pop(sid))
             for sid, spec in wanted.items():
                 if sid not in self.runners:
                     self._start(spec)
@@ -438,13 +440,14 @@ class Service:
     def shutdown(self, timeout: float = 15.0) -> None:
         with self._lock:
             runners = list(self.runners.values())
-            for r in runners:
-                r.stop()
-            deadline = time.monotonic() + timeout
-            for r in runners:
-                if not r.join(max(0.1, deadline - time.monotonic())):
-                    self.log(f"avmon serve: stream {r.spec.id} did not stop in {timeout:.0f} s")
-                self._close_sinks(r)
+        for r in runners:
+            r.stop()
+        deadline = time.monotonic() + timeout
+        for r in runners:
+            if not r.join(max(0.1, deadline - time.monotonic())):
+                self.log(f"avmon serve: stream {r.spec.id} did not stop in {timeout:.0f} s")
+            self._close_sinks(r)
+        with self._lock:
             self.runners.clear()
         if self.leases is not None:
             try:

@@ -164,6 +164,33 @@ def test_udp_alerts_within_two_seconds_and_input_loss_within_five(live_clip: Pat
     assert watch.monitor.stats.frames > 250
 
 
+@pytest.mark.parametrize("sending", [False, True], ids=["silent", "sending"])
+def test_a_stopped_watch_returns_only_once_its_input_is_closed(live_clip: Path,
+                                                               sending: bool) -> None:
+    """events() ends with the ingest thread gone: stopped while FFmpeg waits on a silent UDP
+    input (the open blocks up to the 2 s read timeout) or while it decodes one. A thread left
+    in FFmpeg re-enters Python from PyAV's interrupt callback; if the process exits meanwhile,
+    that crashes it (SIGSEGV after a clean stop, seen from ``avmon serve``)."""
+    port = free_udp_port()
+    monitor = Monitor(f"udp://127.0.0.1:{port}", stream_id=f"stop-{sending}", input_timeout=2.0)
+    sender = send_udp(live_clip, port) if sending else None
+    watch = Watch(monitor)
+    try:
+        if sending:
+            watch.wait_for(lambda e: e.detector == "freeze", 15)
+        else:
+            time.sleep(0.5)  # inside the open, which waits for packets that never come
+        began = time.monotonic()
+        watch.finish()
+        took = time.monotonic() - began
+    finally:
+        if sender is not None:
+            stop_process(sender)
+    assert [t.name for t in threading.enumerate() if t.name == f"ingest-stop-{sending}"] == []
+    assert took < 2.0 + 3.0  # bounded by the read timeout, plus the decoding of a batch
+    assert monitor.stats.state == "stopped"
+
+
 def test_udp_sender_that_dies_and_returns_is_one_loss_then_resumed(live_clip: Path) -> None:
     port = free_udp_port()
     watch = Watch(Monitor(f"udp://127.0.0.1:{port}", stream_id="back", input_timeout=2.0,

@@ -3,7 +3,10 @@ its execution pool's limit, on moto's S3 (no deployment)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -104,3 +107,40 @@ def test_a_versioned_bucket_loses_every_version(s3: Any) -> None:
 def test_the_pool_needs_room_for_one_execution() -> None:
     with pytest.raises(ConfigError, match="at least 1"):
         ExecutionPool(0)
+
+
+class _Execution:
+    """What the pool reads of moto's ExecutionWorker: the interpreter's run and the ARN."""
+
+    def __init__(self, name: str, ran: list[str], release: threading.Event) -> None:
+        self.name, self.ran, self.release, self.env = name, ran, release, None
+        self._evaluation_details = SimpleNamespace(
+            execution_details=SimpleNamespace(arn=f"arn:execution:{name}"))
+
+    def _execution_logic(self) -> None:
+        self.ran.append(f"{self.name} started")
+        self.release.wait(5.0)
+        self.ran.append(f"{self.name} ended")
+
+
+def test_uninstall_waits_for_the_running_execution_and_abandons_the_waiting_ones() -> None:
+    """Executions run the handlers, which decode with PyAV: none may be left running in a
+    worker thread once the simulation is over (a thread inside FFmpeg as the process exits
+    can crash it); those that had not started never start."""
+    pool = ExecutionPool(1)
+    pool.install()
+    ran: list[str] = []
+    release = threading.Event()
+    try:
+        pool.submit(_Execution("first", ran, release))
+        pool.submit(_Execution("second", ran, release))
+        deadline = time.monotonic() + 5.0
+        while not ran and time.monotonic() < deadline:
+            time.sleep(0.01)
+        workers = [t for t in threading.enumerate() if t.name.startswith("avmon-execution-")]
+        threading.Timer(0.3, release.set).start()  # the running one ends while uninstall waits
+    finally:
+        pool.uninstall()
+    assert ran == ["first started", "first ended"]
+    assert workers and not any(t.is_alive() for t in workers)
+    assert pool.transitions == {"arn:execution:first": 0}

@@ -139,15 +139,14 @@ def test_freeze_inside_dark_slow_zoom_is_found(rng):
     assert found[0].end_s == pytest.approx(2.0, abs=2 * DT)
 
 
-@pytest.mark.xfail(strict=True, reason="the keyframe-anchor fix for this case split a 2 s freeze"
-                   " in two on a live MPEG-TS stream over UDP (tests/functional/test_watch.py);"
-                   " it was taken back: bbb-dark-zoom's false freezes are open (README)")
 def test_stepped_dark_zoom_with_a_keyframe_on_a_step_is_not_a_freeze(rng):
     """A zoom that moves in steps (ffmpeg's zoompan rounds its crop to whole pixels). The
     level kept for a keyframe's re-encoding flicker (which stays in every picture predicted
     from it) is as large as the step when a keyframe falls on one, and hid the steps that
-    followed: 4 false 1-1.4 s freezes on bbb-dark-zoom, each over a keyframe."""
-    smooth = dark_slow_zoom(rng, n=100, rate=0.001)
+    followed: 4 false 1-1.4 s freezes on bbb-dark-zoom, each over a keyframe. There each step
+    moved 2.1-3.6% of the grid's pixels by more than 8 levels away from the keyframe; here
+    about 2.5%, above the 1.5% a coder may still refine in a frozen picture."""
+    smooth = dark_slow_zoom(rng, n=100, rate=0.0015)
     pics = [smooth[5 * (i // 5)] for i in range(100)]  # a step every 0.2 s
     assert run_video(FreezeDetector(), frames_from(pics, keyframes={0, 20, 40, 60, 80})) == []
 
@@ -158,6 +157,36 @@ def test_codec_flicker_at_a_keyframe_does_not_end_a_freeze(rng):
     for i in range(35, 50):  # a fresh intra picture of the frozen content, copied until the end
         pics[i] = flicker.astype(np.uint8)
     found = run_video(FreezeDetector(), frames_from(pics, keyframes={0, 35}))
+    assert [(d.start_s, d.end_s) for d in found] == [(1.0, 2.0)]
+
+
+def test_a_coder_refining_a_frozen_picture_after_a_keyframe_does_not_end_the_freeze(rng):
+    """After an intra picture of a frozen picture a coder may still sharpen it over the next
+    few predicted pictures (measured on real encodes: up to 0.23% of the pixels by more than 8
+    levels on the live MPEG-TS test stream, 1.40% on MPEG-4 part 2 at q 20); that is no
+    motion. Here the intra picture is a few levels off everywhere and 12 levels off on 1.2% of
+    the pixels, which the next four pictures bring back to the source."""
+    pics = with_freeze(rng)
+    source = pics[35].astype(int)
+    coarse = rng.random(source.shape) < 0.012
+    flicker = source + rng.integers(-3, 4, source.shape)
+    key = np.clip(np.where(coarse, source + 12, flicker), 16, 235)
+    source = np.where(coarse, source, key)
+    order = rng.integers(1, 5, source.shape)
+    for i in range(35, 50):
+        pics[i] = np.where(coarse & (order <= i - 35), source, key).astype(np.uint8)
+    frames = frames_from(pics, keyframes={0, 35})
+    found = run_video(FreezeDetector(), frames)
+    assert [(d.start_s, d.end_s) for d in found] == [(1.0, 2.0)]
+    # the same cut into two segments at the keyframe (the pipeline): the second scanner cannot
+    # measure the keyframe's noise, and the refinement after it is still no motion
+    det = FreezeDetector()
+    a, b = det.scanner(), det.scanner()
+    for f in frames[:35]:
+        a.feed_video(f)
+    for f in frames[35:]:
+        b.feed_video(f)
+    found = det.finalize([a.evidence(), b.evidence()])
     assert [(d.start_s, d.end_s) for d in found] == [(1.0, 2.0)]
 
 

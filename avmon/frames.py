@@ -58,21 +58,24 @@ class VideoFrame:
 
 
 def cell_means(grid: npt.NDArray[np.int16]) -> npt.NDArray[np.float32]:
-    """Means of CELL x CELL blocks of ``grid`` (edges that do not fill a cell are dropped).
+    """Means of CELL x CELL blocks of ``grid``, 8-bit levels (0..255) as int16 (edges that do
+    not fill a cell are dropped).
 
     Summed as CELL strided row views, then CELL strided column views: ten times faster than
     numpy's reduction over a reshaped array (24 against 238 us for a 180x320 grid), and unlike
-    a matrix product it does not wake BLAS threads that burn CPU.
+    a matrix product it does not wake BLAS threads that burn CPU. The sums stay int16, exact:
+    CELL x CELL levels add up to at most 16 x 255 = 4080 (int32 sums cost a quarter more, the
+    conversion and twice the memory).
     """
     rows, cols = grid.shape[0] // CELL, grid.shape[1] // CELL
     if rows == 0 or cols == 0:
         return grid.astype(np.float32)
     g = grid[: rows * CELL, : cols * CELL]
-    by_rows = g[0::CELL].astype(np.int32)
-    for k in range(1, CELL):
+    by_rows = g[0::CELL] + g[1::CELL]
+    for k in range(2, CELL):
         by_rows += g[k::CELL]
-    sums = by_rows[:, 0::CELL].copy()
-    for k in range(1, CELL):
+    sums = by_rows[:, 0::CELL] + by_rows[:, 1::CELL]
+    for k in range(2, CELL):
         sums += by_rows[:, k::CELL]
     means: npt.NDArray[np.float32] = sums.astype(np.float32) * np.float32(1.0 / (CELL * CELL))
     return means

@@ -11,8 +11,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from avmon.validation import number
-
 if TYPE_CHECKING:
     from avmon.detectors.config import AnalysisConfig
 
@@ -27,6 +25,27 @@ class Parser(argparse.ArgumentParser):
         where = "" if self.prog == "avmon" else f"{self.prog.removeprefix('avmon ')}: "
         sys.stderr.write(f"avmon: error: {where}{message} (see '{self.prog} --help')\n")
         raise SystemExit(2)
+
+
+def number(kind: type[int] | type[float], *, ge: float | None = None, gt: float | None = None,
+           le: float | None = None, what: str = "") -> Callable[[str], Any]:
+    """``avmon.validation.number`` (an argparse ``type=``), built when a value is first parsed.
+
+    Building it imports pydantic, about a tenth of a second of CPU that every command would pay
+    at start-up (``python -X importtime``) though most runs give no number at all.
+    """
+    parse: Callable[[str], Any] | None = None
+
+    def lazy(text: str) -> Any:
+        nonlocal parse
+        if parse is None:
+            from avmon.validation import number as build
+
+            parse = build(kind, ge=ge, gt=gt, le=le, what=what)
+        return parse(text)
+
+    lazy.__name__ = kind.__name__  # argparse names the type in some messages
+    return lazy
 
 
 # Bounds of the numbers the commands take, in one place (also quoted by --help).
@@ -108,11 +127,25 @@ def media_progress(desc: str, total: float | None = None) -> Any:
     The total is often unknown (a live source, a container without a duration): the format then
     shows only what was done, so the bar never breaks a run.
     """
+    if not sys.stderr.isatty():
+        return _NoProgress()  # tqdm would be disabled (disable=None): not worth its import
     from tqdm import tqdm
 
     fmt = ("{desc}: {n:.0f}/{total:.0f} s media {bar} {elapsed}" if total
            else "{desc}: {n:.0f} s media, {elapsed}")
     return tqdm(total=total, desc=desc, unit="s", leave=False, disable=None, bar_format=fmt)
+
+
+class _NoProgress:
+    """What ``media_progress`` hands out when stderr is not a terminal: the bar's calls, silent."""
+
+    n: float = 0.0
+
+    def update(self, n: float = 1) -> None:
+        self.n += n
+
+    def close(self) -> None:
+        return None
 
 
 @contextlib.contextmanager

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from avmon.cli.common import Subparsers, segments_progress, size
-from avmon.evaluation.matching import Matching
-from avmon.validation import number
+from avmon.cli.common import Subparsers, number, segments_progress, size
+
+if TYPE_CHECKING:
+    from avmon.evaluation.matching import Matching
 
 
 def register(sub: Subparsers) -> None:

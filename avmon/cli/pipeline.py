@@ -12,13 +12,13 @@ from avmon.cli.common import (
     Subparsers,
     bucket,
     format_report,
+    number,
     segments_progress,
     stream_name,
     write_json,
 )
 from avmon.errors import EXIT_INCOMPLETE
 from avmon.localcloud.limits import DEFAULT_MAX_EXECUTIONS
-from avmon.validation import number
 
 positive = number(float, gt=0, le=1_000_000)
 

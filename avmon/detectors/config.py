@@ -19,7 +19,6 @@ from avmon.detectors.blocks import BlockCorruptionConfig
 from avmon.detectors.clipping import ClippingConfig
 from avmon.detectors.freeze import FreezeConfig
 from avmon.detectors.silence import SilenceConfig
-from avmon.documents import read_document
 from avmon.errors import ConfigError
 
 
@@ -53,6 +52,8 @@ class AnalysisConfig:
     @classmethod
     def load(cls, path: str | Path) -> AnalysisConfig:
         """Read a JSON, TOML or YAML file. Raises ConfigError naming the file and the problem."""
+        from avmon.documents import read_document  # only a --config file needs the readers
+
         return cls.from_mapping(read_document(Path(path), "detector settings"), str(path))
 
     def to_dict(self) -> dict[str, Any]:

@@ -206,3 +206,40 @@ def test_a_second_peak_nearly_as_high_makes_the_window_ambiguous() -> None:
     est = Estimate(0, -300.0, 0.5, 6.0, 15.0, 5.0, 0.4, 0.1)
     assert est.ambiguous(det.config) and not est.usable(det.config)
     assert Estimate(0, -300.0, 0.5, 6.0, 15.0, 5.0, 0.2, 0.1).usable(det.config)
+
+
+def test_grid_put_run_equals_one_put_a_bin() -> None:
+    """``_Grid.put_run`` writes what a put of each bin in turn wrote (the envelopes the
+    correlation reads, the ends, the trimmed front), with runs that overlap the trimmed bins."""
+    from avmon.detectors.avsync import _Grid
+
+    def put(grid: _Grid, which: str, index: int, value: float) -> None:  # the per-bin original
+        if grid.first is None:
+            grid.first = grid.base = index
+        if index < grid.base:
+            return
+        k = index - grid.base
+        while len(grid.audio) <= k:
+            grid.audio.append(np.nan)
+            grid.video.append(np.nan)
+        grid.ends[which] = max(grid.ends[which], index + 1)
+        (grid.audio if which == "audio" else grid.video)[k] = value
+
+    rng = np.random.default_rng(5)
+    bulk, single = _Grid(), _Grid()
+    at = {"audio": 3, "video": 0}
+    for step in range(300):
+        which = "audio" if rng.random() < 0.5 else "video"
+        start = at[which] - int(rng.integers(0, 6))  # sometimes before what is kept
+        values = rng.random(int(rng.integers(0, 7))).tolist()
+        bulk.put_run(which, start, values)
+        for i, v in enumerate(values):
+            put(single, which, start + i, v)
+        at[which] = start + len(values)
+        if step % 40 == 39:
+            cut = min(bulk.complete, at["audio"], at["video"]) - 2
+            bulk.trim(cut)
+            single.trim(cut)
+        assert (bulk.first, bulk.base, bulk.ends) == (single.first, single.base, single.ends)
+        np.testing.assert_array_equal(bulk.audio, single.audio)
+        np.testing.assert_array_equal(bulk.video, single.video)

@@ -18,6 +18,8 @@ from avmon.validation import STRICT_OPEN, DefectRecord, check
 
 S3_TIER1 = ("PutObject", "CopyObject", "PostObject", "ListObjectsV2", "ListObjects")
 S3_TIER2 = ("GetObject", "SelectObjectContent")
+DYNAMODB_WRITES = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")
+DYNAMODB_READS = ("GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems")
 
 # A count of requests, bytes or milliseconds. The ceiling (10^15) keeps every product the cost
 # model forms a finite float; a real run is many orders of magnitude below it.
@@ -39,6 +41,18 @@ class FunctionUsage(BaseModel):
         return self.memory_mb / 1024 * self.billed_ms / 1000
 
 
+class DynamoUsage(BaseModel):
+    """DynamoDB request units, worked out from the items each call wrote and read
+    (``avmon.pipeline.metering.DynamoUnits``), and those items' bytes."""
+
+    model_config = STRICT_OPEN
+
+    read_units: Annotated[float, Field(ge=0, le=1e15)]
+    write_units: Tally
+    item_bytes_read: Tally = 0
+    item_bytes_written: Tally = 0
+
+
 class Usage(BaseModel):
     """What one run of the pipeline used, for all its streams."""
 
@@ -50,6 +64,7 @@ class Usage(BaseModel):
     requests: dict[str, dict[str, Tally]] = Field(default_factory=dict)
     bytes: dict[str, Tally] = Field(default_factory=dict)
     functions: dict[str, FunctionUsage] = Field(default_factory=dict, alias="lambda")
+    dynamodb: DynamoUsage | None = None
 
     @classmethod
     def from_dict(cls, record: Mapping[str, Any], where: str = "usage") -> Usage:
@@ -70,6 +85,22 @@ class Usage(BaseModel):
         return self.calls("s3", *S3_TIER2)
 
     @property
+    def dynamodb_write_units(self) -> float:
+        """Write request units; a record made before units were metered counts each write
+        request at the minimum, one unit."""
+        if self.dynamodb is not None:
+            return float(self.dynamodb.write_units)
+        return float(self.calls("dynamodb", *DYNAMODB_WRITES))
+
+    @property
+    def dynamodb_read_units(self) -> float:
+        """Read request units; a record made before units were metered counts each read request
+        at one unit (a strongly consistent read of up to 4 KB, as the state table's)."""
+        if self.dynamodb is not None:
+            return self.dynamodb.read_units
+        return float(self.calls("dynamodb", *DYNAMODB_READS))
+
+    @property
     def invocations(self) -> int:
         return sum(f.invocations for f in self.functions.values())
 
@@ -85,7 +116,8 @@ class Usage(BaseModel):
         return {"executions": self.executions, "state_transitions": self.state_transitions,
                 "requests": self.requests, "bytes": self.bytes,
                 "lambda": {n: {**f.model_dump(), "gb_seconds": round(f.gb_seconds, 4)}
-                           for n, f in self.functions.items()}}
+                           for n, f in self.functions.items()},
+                **({"dynamodb": self.dynamodb.model_dump()} if self.dynamodb else {})}
 
 
 class SingleProcessUsage(BaseModel):

@@ -1,10 +1,10 @@
 """What a design costs per stream-hour, line by line, from measured usage and dated prices.
 
 Serverless designs are priced from what ``avmon simulate`` counted (requests, state
-transitions, Lambda GB-seconds, bytes written); the single process from what ``avmon analyze``
-used (CPU seconds per stream-second and peak memory), which sizes the ECS task on Fargate and
-the number of streams one task holds. Prices come from ``avmon/economics/data/prices.json`` (or
-``--prices FILE``), each line dated and sourced.
+transitions, Lambda GB-seconds, bytes written, DynamoDB request units); the single process from
+what ``avmon analyze`` used (CPU seconds per stream-second and peak memory), which sizes the ECS
+task on Fargate and the number of streams one task holds. Prices come from
+``avmon/economics/data/prices.json`` (or ``--prices FILE``), each line dated and sourced.
 """
 
 from __future__ import annotations
@@ -140,6 +140,17 @@ def serverless_cost(usage: Usage, stream_seconds: float, prices: PriceTable,
         _item("SNS publishes", usage.calls("sns", "Publish") * scale,
               prices["sns_publish"]),
     ]
+    if usage.calls("dynamodb"):
+        # the stream-state table, on demand: billed in request units, which the meter works out
+        # from the sizes of the items written and read. Its storage (a few KB per stream and
+        # run until the TTL) and point-in-time recovery of it are not priced: millionths of a
+        # dollar a month.
+        items += [
+            _item("DynamoDB write request units", usage.dynamodb_write_units * scale,
+                  prices["dynamodb_write_request_unit"]),
+            _item("DynamoDB read request units", usage.dynamodb_read_units * scale,
+                  prices["dynamodb_read_request_unit"]),
+        ]
     return items
 
 

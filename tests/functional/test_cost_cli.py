@@ -132,3 +132,19 @@ def test_sizing_from_avmon_serve_measured_live(tmp_path):
     bad.write_text("{}")
     with pytest.raises(ConfigError, match=r"not the serve\.json"):
         sizing_from_service_load(bad)
+
+
+def test_cost_prints_the_state_tables_lines(tmp_path, capsys):
+    from tests.unit.test_dynamodb_units import WITH_STATE
+
+    path = tmp_path / "sim.json"
+    path.write_text(json.dumps({"source": "x.mp4", "duration_s": 60.0, "defects": [],
+                                "usage": WITH_STATE, "pipeline": {"workflow_type": "STANDARD"}}))
+    assert main(["cost", "--usage", str(path), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)["designs"]["serverless-original"]
+    assert d["line_items"]["DynamoDB write request units"]["usd"] == pytest.approx(0.002625)
+    assert d["usd_per_stream_hour"] == pytest.approx(
+        sum(v["usd"] for v in d["line_items"].values()), abs=1e-5)
+    assert main(["cost", "--usage", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "DynamoDB write request units" in out and "DynamoDB read request units" in out

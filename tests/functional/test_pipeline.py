@@ -97,6 +97,12 @@ def test_request_counts_follow_from_the_design(run: Simulation) -> None:
     state_reads = s3["GetObject"] - (1 + segments + 4 * frames + 3 * audio + 6 * segments)
     assert 1 <= state_reads <= segments * segments
     assert u["requests"]["dynamodb"]["PutItem"] >= segments  # one merge each, at least
+    # the state's item stays under 4 KB: one strongly consistent read unit a GetItem; a write
+    # at least one unit a PutItem, more for an item over 1 KB
+    ddb = u["requests"]["dynamodb"]
+    assert u["dynamodb"]["read_units"] == ddb["GetItem"]
+    assert u["dynamodb"]["write_units"] >= ddb["PutItem"]
+    assert 0 < u["dynamodb"]["item_bytes_read"] < 4096 * ddb["GetItem"]
     assert u["requests"]["sfn"]["StartExecution"] == segments
     assert u["requests"]["lambda"]["Invoke"] == 1 + segments * 8
     assert u["state_transitions"] == segments * STATES_PER_EXECUTION

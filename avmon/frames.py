@@ -29,7 +29,7 @@ def grid_step(width: int) -> int:
 class VideoFrame:
     """One decoded picture: luma plane, presentation time and duration in seconds."""
 
-    __slots__ = ("_cells", "_grid", "concealed", "duration", "keyframe", "luma", "t")
+    __slots__ = ("_cells", "_grid", "_half", "concealed", "duration", "keyframe", "luma", "t")
 
     def __init__(self, t: float, duration: float, luma: Luma, *, keyframe: bool = False,
                  concealed: bool = False) -> None:
@@ -40,6 +40,7 @@ class VideoFrame:
         self.concealed = concealed  # the decoder hid errors in this picture (damaged bitstream)
         self._grid: npt.NDArray[np.int16] | None = None
         self._cells: npt.NDArray[np.float32] | None = None
+        self._half: npt.NDArray[np.int16] | None = None
 
     @property
     def grid(self) -> npt.NDArray[np.int16]:
@@ -48,6 +49,14 @@ class VideoFrame:
             step = grid_step(self.luma.shape[1])
             self._grid = self.luma[::step, ::step].astype(np.int16)
         return self._grid
+
+    @property
+    def half(self) -> npt.NDArray[np.int16]:
+        """Every other grid pixel each way, contiguous: freeze's per-pixel tests subtract it
+        from up to three other pictures' (a strided view costs four times as much each time)."""
+        if self._half is None:
+            self._half = np.ascontiguousarray(self.grid[::2, ::2])
+        return self._half
 
     @property
     def cells(self) -> npt.NDArray[np.float32]:

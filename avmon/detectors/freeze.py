@@ -42,6 +42,7 @@ advances, so memory does not grow with the stream's length.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -79,7 +80,7 @@ def noise_level(frame: VideoFrame, prev: VideoFrame, config: FreezeConfig) -> tu
     the tail alone (ratio 22 on the synthetic dark scenes) and must not pass for noise. At an
     intra picture the tail is not capped: a coder's fresh noise may sit on few pixels.
     """
-    step = np.abs(frame.grid[::2, ::2] - prev.grid[::2, ::2]).ravel()
+    step = np.abs(frame.half - prev.half).ravel()
     n = step.size - 1
     k50, k90 = n // 2, int(n * 0.9)
     k_tail = min(n, int(step.size * (1.0 - config.max_changed_fraction)))
@@ -96,8 +97,10 @@ def noise_level(frame: VideoFrame, prev: VideoFrame, config: FreezeConfig) -> tu
 
 def changed_fraction(frame: VideoFrame, ref: VideoFrame, level: float) -> float:
     """The fraction of the analysis grid's pixels that changed by more than ``level``."""
-    diff = np.abs(frame.grid[::2, ::2] - ref.grid[::2, ::2])
-    return int(np.count_nonzero(diff > level)) / int(diff.size)
+    diff = np.abs(frame.half - ref.half)
+    # whole levels: above ``level`` is above its floor, and an integer keeps numpy from
+    # converting the differences to float64 to compare them
+    return int(np.count_nonzero(diff > math.floor(level))) / int(diff.size)
 
 
 def change(frame: VideoFrame, ref: VideoFrame, level: float, sigma: float,

@@ -142,8 +142,15 @@ def format_local(local: dict[str, Any]) -> str:
 
 
 def _failures(failed: list[dict[str, Any]]) -> int:
-    """Lists what failed on stderr, one line each; the exit code says whether anything did."""
+    """Lists what failed on stderr, one line each (segments a Ctrl-C left unanalysed in one
+    line); the exit code says whether anything did."""
+    interrupted = [f for f in failed if f.get("status") == "interrupted"]
+    if interrupted:
+        sys.stderr.write(f"avmon: error: interrupted: {len(interrupted)} segment(s) not"
+                         " analysed (their executions never ran)\n")
     for f in failed:
+        if f.get("status") == "interrupted":
+            continue
         where = f.get("execution") or f"segment {f.get('segment')} {f.get('detector')}"
         if "error" in f:
             where += f" {f.get('status', 'failed')}: {f.get('error')}: {f.get('cause')}"

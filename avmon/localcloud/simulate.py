@@ -21,7 +21,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,9 +98,10 @@ def _run(cloud: LocalCloud, path: Path, key: str, progress: Progress | None,
     tap.drain()  # a reused deployment: what earlier runs published is theirs
     cloud.meter.reset()
     run = _ingest(cloud, path, key)
-    executions = _wait(cloud, run["started"], progress, timeout_s)
+    executions, unfinished = _wait(cloud, run["started"], progress, timeout_s)
     transitions = sum(cloud.transitions(e["executionArn"]) for e in executions)
-    collected = _collect(cloud, keys.stream_id_of(run["key"]), path, run["run"], executions)
+    collected = _collect(cloud, keys.stream_id_of(run["key"]), path, run["run"], executions,
+                         unfinished)
     usage = {"executions": len(executions), "state_transitions": transitions,
              **cloud.meter.to_dict()}
     return Simulation(collected.report, usage, collected.failed, cloud.object_keys(),
@@ -125,9 +126,10 @@ class _Collected:
 
 
 def _collect(cloud: LocalCloud, stream: str, path: Path | str, run: str,
-             executions: list[dict[str, Any]]) -> _Collected:
-    """The stream's status (what ``avmon report`` shows) once this run's executions ended:
-    every segment not analysed in full is listed, with its cause."""
+             executions: list[dict[str, Any]], unfinished: Sequence[str] = ()) -> _Collected:
+    """The stream's status (what ``avmon report`` shows) once this run's executions ended
+    (``unfinished``: those a Ctrl-C left unstarted): every segment not analysed in full is
+    listed, with its cause."""
     assert cloud.deployment is not None
     durations: list[float] = []
     sfn = cloud.client("stepfunctions")
@@ -140,8 +142,14 @@ def _collect(cloud: LocalCloud, stream: str, path: Path | str, run: str,
     if status.run.run != run:
         raise AvmonError(f"{path}: the latest run of {stream} is {status.run.run}, not {run}")
     names = {keys.segment_of_execution(e["name"]): e["name"] for e in executions}
+    given_up = {keys.segment_of_execution(n): n for n in unfinished}
     failed: list[dict[str, Any]] = []
     for seg in status.missing:
+        if seg in given_up:
+            failed.append({"segment": seg, "execution": given_up[seg],
+                           "status": "interrupted", "error": "",
+                           "cause": "the run was interrupted before this execution ran"})
+            continue
         failed.append({"segment": seg, "execution": names.get(seg, ""), "status": "missing",
                        "error": "", "cause": "no segment report"})
     for seg, why in status.failed.items():
@@ -176,15 +184,16 @@ def simulate_many(paths: list[Path], config: PipelineConfig | None = None,
             cloud.meter.reset()
             # all in flight together: each upload starts its executions, none is waited for
             runs = [_ingest(cloud, p, ingest_key(p)) for p in paths]
-            executions = _wait(cloud, [n for r in runs for n in r["started"]], progress,
-                               timeout_s)
+            executions, unfinished = _wait(cloud, [n for r in runs for n in r["started"]],
+                                           progress, timeout_s)
         finally:
             if throttle is not None:
                 throttle.uninstall()
         streams = []
         for path, run in zip(paths, runs, strict=True):
             mine = [e for e in executions if e["name"] in set(run["started"])]
-            c = _collect(cloud, keys.stream_id_of(run["key"]), path, run["run"], mine)
+            c = _collect(cloud, keys.stream_id_of(run["key"]), path, run["run"], mine,
+                         [n for n in unfinished if n in set(run["started"])])
             streams.append({
                 "source": str(path), "segments": len(mine),
                 "failed": len({f["segment"] for f in c.failed}),
@@ -344,9 +353,9 @@ def _feed_playlist(cloud: LocalCloud, location: str, first: Playlist, live: bool
     if not feed.uploaded:
         raise AvmonError(f"{location}: no segment was ingested"
                          f" ({len(feed.skipped)} unreadable, {len(feed.refused)} refused)")
-    executions = _wait(cloud, feed.started, progress, timeout_s)
+    executions, unfinished = _wait(cloud, feed.started, progress, timeout_s)
     transitions = sum(cloud.transitions(e["executionArn"]) for e in executions)
-    collected = _collect(cloud, feed.stream, location, keys.LIVE_RUN, executions)
+    collected = _collect(cloud, feed.stream, location, keys.LIVE_RUN, executions, unfinished)
     usage = {"executions": len(executions), "state_transitions": transitions,
              **cloud.meter.to_dict()}
     fed = {"location": location, "stream": feed.stream, "folder": f"{keys.INGEST}{folder}/",
@@ -411,22 +420,31 @@ def _follow(cloud: LocalCloud, location: str, playlist: Playlist, feed: _Feed, l
 
 
 def _wait(cloud: LocalCloud, names: list[str], progress: Progress | None,
-          timeout_s: float) -> list[dict[str, Any]]:
+          timeout_s: float) -> tuple[list[dict[str, Any]], list[str]]:
     """The executions named ``names`` once every one has ended (watched in the execution
-    pool, which costs nothing; ListExecutions over thousands would, five times a second)."""
+    pool, which costs nothing; ListExecutions over thousands would, five times a second),
+    and none unfinished. On Ctrl-C the executions running finish, those still waiting never
+    start: the ended ones, and the names of the others."""
     deadline = time.monotonic() + timeout_s
     wanted = set(names)
     assert cloud.deployment is not None
     prefix = cloud.deployment.state_machine_arn.replace(":stateMachine:", ":execution:", 1)
     arns = {f"{prefix}:{n}" for n in wanted}
     ended = cloud.executions_pool.transitions
-    while True:
-        done = sum(1 for a in arns if a in ended)
-        running = len(wanted) - done
-        if progress is not None:
-            progress(done, len(wanted), running)
-        if running == 0:
-            return [e for e in cloud.executions() if e["name"] in wanted]
-        if time.monotonic() > deadline:
-            raise AvmonError(f"{running} execution(s) still running after {timeout_s:.0f} s")
-        time.sleep(0.2)
+    try:
+        while True:
+            done = sum(1 for a in arns if a in ended)
+            running = len(wanted) - done
+            if progress is not None:
+                progress(done, len(wanted), running)
+            if running == 0:
+                return [e for e in cloud.executions() if e["name"] in wanted], []
+            if time.monotonic() > deadline:
+                raise AvmonError(f"{running} execution(s) still running after"
+                                 f" {timeout_s:.0f} s")
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        cloud.executions_pool.uninstall()
+        finished = {a for a in arns if a in ended}
+        return ([e for e in cloud.executions() if e["executionArn"] in finished],
+                sorted(n for n in wanted if f"{prefix}:{n}" not in finished))

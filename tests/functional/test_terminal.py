@@ -11,9 +11,11 @@ import io
 import json
 import os
 import pty
+import re
 import select
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -35,10 +37,12 @@ def _env() -> dict[str, str]:
 
 
 def in_terminal(args: list[str], cols: int = 120, timeout: float = 600,
-                stdout_pipe: bool = False) -> tuple[int, str, str]:
+                stdout_pipe: bool = False,
+                ctrl_c_when: Callable[[str], bool] | None = None) -> tuple[int, str, str]:
     """Run ``avmon ARGS`` with stdin, stdout and stderr on a pseudo-terminal ``cols`` wide (or
     stdout into a pipe, as in ``avmon ... --json > report.json``); returns the exit code, what
-    the terminal showed and what went into the pipe."""
+    the terminal showed and what went into the pipe. ``ctrl_c_when``: type Ctrl-C once, when
+    what the terminal shows satisfies it."""
     command = " ".join(["stty", "cols", str(cols), "rows", "40;", "exec",
                         sys.executable, "-m", "avmon", *(f"'{a}'" for a in args)])
     pipe_r, pipe_w = os.pipe() if stdout_pipe else (-1, -1)
@@ -68,6 +72,10 @@ def in_terminal(args: list[str], cols: int = 120, timeout: float = 600,
                     open_fds[r].append(data)
                 else:
                     del open_fds[r]
+            if ctrl_c_when is not None and ctrl_c_when(b"".join(shown).decode("utf-8",
+                                                                               "replace")):
+                os.write(fd, b"\x03")
+                ctrl_c_when = None
     finally:
         os.close(fd)
         if stdout_pipe:
@@ -158,6 +166,34 @@ def test_simulate_in_a_terminal_with_the_report_into_a_pipe(tiny):
     report = json.loads(piped)
     assert [d["detector"] for d in report["defects"]] == ["black"]
     assert report["usage"]["executions"] == 1
+
+
+def test_ctrl_c_during_a_simulation_reports_what_ended_and_lists_the_rest(tmp_path):
+    """Ctrl-C while executions run: the running ones finish, the waiting ones never start;
+    the segments analysed are reported (the JSON into the pipe), the others named as
+    interrupted in one line, and the exit code says the report is incomplete. It was
+    "avmon: interrupted" and nothing, then a jsii traceback (Ctrl-C reaches node too)."""
+    clip = tmp_path / "long.mp4"
+    synthesize(SynthRequest(clip, 60, tuple(parse_defects("black@5:1")), 160, 96, seed=4))
+
+    def some_done(shown: str) -> bool:  # the bar shows "| 3/30 [" once three have ended
+        bars = re.findall(r"\| *(\d+)/(\d+) \[", shown)
+        return any(0 < int(done) < int(total) - 10 for done, total in bars)
+
+    code, shown, piped = in_terminal(["simulate", str(clip), "--json"], stdout_pipe=True,
+                                     ctrl_c_when=some_done)
+    assert code == 4, shown
+    assert "Traceback" not in shown and "crashed" not in shown
+    report = json.loads(piped)
+    failed = report["segments"]["failed"]
+    assert failed and {f["status"] for f in failed} == {"interrupted"}
+    assert 0 < report["usage"]["executions"] == 30 - len(failed)
+    assert [d["detector"] for d in report["defects"]] == ["black"]  # from segment 2
+    lines = [x for x in visible(shown) if x.startswith("avmon: error: ")]
+    assert lines == [f"avmon: error: interrupted: {len(failed)} segment(s) not analysed"
+                     " (their executions never ran)",
+                     f"avmon: error: analysis incomplete: {len(failed)} failure(s); the"
+                     " report covers only what was analysed"], shown
 
 
 def test_benchmark_of_a_saved_run_in_a_terminal_and_through_pipes(tmp_path):

@@ -23,7 +23,8 @@ defect not announced yet is opened (it has its minimum duration, or finalize wou
 an open one that ends before the prefix's end (by more than the detector's slack: it could go on
 in the next segment) is closed with the end finalize gives; one that began and ended within the
 new segments is opened and closed at once. When the last segment of a run with a known count (an
-upload cut by ``ingest``) is merged, everything still open is closed. A/V sync's "could not
+upload cut by ``ingest``), or of a live stream whose playlist said EXT-X-ENDLIST, is merged,
+everything still open is closed. A/V sync's "could not
 measure here" findings are in the report, never a message.
 
 **Segments that fail.** A segment whose conversion failed has no evidence: a defect across it
@@ -71,7 +72,7 @@ from avmon.errors import MissingResourceError, StorageThrottledError
 from avmon.events import GAP, DefectEvent, EventKind, parse_utc, utc_iso
 from avmon.model import Defect
 from avmon.pipeline import keys
-from avmon.pipeline.contracts import RunRecord, SegmentReport
+from avmon.pipeline.contracts import PlaylistRecord, RunRecord, SegmentReport
 from avmon.pipeline.ports import Notifier, ObjectStore, StateStore
 
 HORIZON_S = 20.0       # evidence kept behind the prefix's end, whatever is open
@@ -126,6 +127,7 @@ class StreamState(_Model):
     first: int | None = None
     merged: int | None = None
     segments: int = 0                      # a run's segment count, 0 while unknown (live)
+    last_segment: int | None = None        # a live stream's last, once a playlist ended it
     finished: dict[int, Mark] = Field(default_factory=dict)
     tail: list[Mark] = Field(default_factory=list)
     open: list[Announced] = Field(default_factory=list)
@@ -135,9 +137,13 @@ class StreamState(_Model):
 
     @property
     def complete(self) -> bool:
-        """Every segment of a run with a known count is merged."""
-        return (self.segments > 0 and self.first is not None and self.merged is not None
-                and self.merged >= self.first + self.segments)
+        """Every segment of a run with a known count is merged, or a live stream's merged
+        prefix reached the last segment its EXT-X-ENDLIST playlist listed."""
+        if self.first is None or self.merged is None:
+            return False
+        if self.last_segment is not None:
+            return self.merged > self.last_segment
+        return self.segments > 0 and self.merged >= self.first + self.segments
 
     def seen(self, segment: int) -> bool:
         return (segment in self.finished or segment in self.late
@@ -360,7 +366,7 @@ def advance(states: StateStore, store: ObjectStore, notifier: Notifier, report: 
     mark = Mark(segment=report.segment, status=report.status, start_s=report.start_s,
                 end_s=report.end_s, start_utc=report.start_utc)
     for attempt in range(1, ATTEMPTS + 1):
-        state = load(states, store, report.stream, report.run)
+        state = _with_end(load(states, store, report.stream, report.run), store)
         new, events = merge(state, mark, ctx)
         now = clock()
         stale = [q for q in new.outbox if q.queued_at < now - stale_after_s]
@@ -433,6 +439,23 @@ def load(states: StateStore, store: ObjectStore, stream: str, run: str) -> Strea
         record = None
     segments = 0 if record is None or record.live else record.segments
     return StreamState(stream=stream, run=run, segments=segments)
+
+
+def _with_end(state: StreamState, store: ObjectStore) -> StreamState:
+    """A live stream's state with its last segment, once the stream's playlist record says
+    EXT-X-ENDLIST was seen (a packager writes that playlist after the last segment, so it is
+    read by then; if that playlist lands after the last segment is merged, what is open stays
+    open)."""
+    if state.run != keys.LIVE_RUN or state.last_segment is not None:
+        return state
+    try:
+        record = PlaylistRecord.model_validate(store.get_json(keys.playlist_record(
+            state.stream)))
+    except MissingResourceError:
+        return state
+    if not record.ended or not record.entries:
+        return state
+    return state.model_copy(update={"last_segment": record.entries[-1].segment})
 
 
 def _document(state: StreamState) -> dict[str, Any]:

@@ -147,6 +147,20 @@ def test_a_live_playlist_is_followed_until_its_endlist(cloud: LocalCloud, hls: P
     assert sim.exit_code == 0
 
 
+def test_a_defect_running_into_the_endlist_is_closed_at_the_end(cloud: LocalCloud,
+                                                                 tmp_path: Path) -> None:
+    """A freeze that lasts until the stream ends: the playlist's EXT-X-ENDLIST tells the
+    aggregator which segment is the last, and merging it closes what is open (it stayed open
+    forever before: a live stream has no segment count)."""
+    playlist = packager_hls(tmp_path / "tail", 8.5, "freeze@6:2.5", segment_name="tail_%05d.ts")
+    sim = simulate_playlist(str(playlist), cloud=cloud, folder="tailend")
+    assert sim.exit_code == 0
+    [freeze] = [d for d in sim.report["defects"] if d["detector"] == "freeze"]
+    got = [(e.event, e.start_s, e.end_s) for e in events(sim) if e.detector == "freeze"]
+    assert got == [("open", freeze["start_s"], None),
+                   ("close", freeze["start_s"], freeze["end_s"])]
+
+
 def test_a_whole_file_simulation_lists_its_alerts(cloud: LocalCloud, hls: Path) -> None:
     # one packager segment uploaded as a whole file (directly under ingest/): the black in it
     sim = simulate(hls.parent / "chan_00001.ts", cloud=cloud, key="ingest/whole00001.ts")

@@ -132,11 +132,12 @@ def run_live_demo(out: Path, on_alert: Callable[[LiveAlert], None] = lambda _: N
         synthesize(SynthRequest(clips[-1][1], LIVE_DURATION_S, tuple(parse_defects(defects)),
                                 320, 180, seed=11))
     senders, monitors, threads, procs = [], [], [], []
+    input_timeout_s = 3.0
     try:
         for name, clip in clips:
             port = free_udp_port()
             monitor = Monitor(f"udp://127.0.0.1:{port}", config, stream_id=name,
-                              input_timeout=3.0, reconnect=False)
+                              input_timeout=input_timeout_s, reconnect=False)
             monitors.append(monitor)
             threads.append(threading.Thread(target=watch, args=(monitor,), daemon=True))
             threads[-1].start()
@@ -145,7 +146,16 @@ def run_live_demo(out: Path, on_alert: Callable[[LiveAlert], None] = lambda _: N
         procs = [send_live_udp(clip, port) for port, clip in senders]
         for p in procs:
             p.wait(timeout=LIVE_DURATION_S * 4)
-        time.sleep(4.0)  # the end of each source is an input_loss after the input timeout
+        # the end of each source is an input_loss after the input timeout: wait for them (on
+        # a busy machine a fixed wait once stopped a watcher before it said so)
+        deadline = time.monotonic() + input_timeout_s + 15.0
+        while time.monotonic() < deadline:
+            with lock:
+                lost = {a.event.stream for a in alerts
+                        if a.event.detector == "input_loss" and a.event.event == "open"}
+            if lost >= {name for name, _ in clips}:
+                break
+            time.sleep(0.1)
     finally:
         for p in procs:
             p.kill()  # only still running when interrupted

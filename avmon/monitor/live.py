@@ -92,6 +92,7 @@ class _Opened:
 class _Ended:
     reason: str
     clean: bool          # the source said it ended (a file, an HLS end tag): not a loss
+    final: bool = False  # a live source that failed and is not reopened: the watch ends
 
 
 @dataclass(frozen=True)
@@ -420,6 +421,10 @@ class Monitor:
                     ended = item
                     break
                 self._flush_audio()
+                if item.final:  # not reopened: the loss is announced now, then the watch ends
+                    yield from self._lost()
+                    ended = item
+                    break
                 yield from self._watchdog()
         self._flush_audio()
         yield from self._announce_burst()
@@ -757,11 +762,19 @@ class Monitor:
         last = self._last_media_wall
         started = self._started_wall
         since = self.clock() - (last if last is not None else started)
-        if since >= self.input_timeout and INPUT_LOSS not in self._open:
-            self._flush_audio()
-            yield from self._evaluate(force=True)
-            yield from self._set(INPUT_LOSS, True,
-                                 {"no_media_for_s": round(since, 1), **self._cause_details()})
+        if since >= self.input_timeout:
+            yield from self._lost()
+
+    def _lost(self) -> Iterator[DefectEvent]:
+        """Open ``input_loss`` (once), after finding what the media so far shows."""
+        if INPUT_LOSS in self._open:
+            return
+        last = self._last_media_wall
+        since = self.clock() - (last if last is not None else self._started_wall)
+        self._flush_audio()
+        yield from self._evaluate(force=True)
+        yield from self._set(INPUT_LOSS, True,
+                             {"no_media_for_s": round(since, 1), **self._cause_details()})
 
     def _cause(self, name: str, active: bool,
                details: dict[str, Any] | None = None) -> Iterator[DefectEvent]:
@@ -891,8 +904,11 @@ class Monitor:
                 if not self._put(_OpenFailed(f"{type(exc).__name__}: {exc}")):
                     return
                 ended = _Ended(str(exc), False)
-            if ended.clean or not self.reconnect or not self.live:
+            if ended.clean or not self.live:
                 self._put(_Ended(ended.reason, True))
+                return
+            if not self.reconnect:
+                self._put(_Ended(ended.reason, False, final=True))
                 return
             self._put(ended)
             if got_media:

@@ -191,6 +191,27 @@ def test_a_stopped_watch_returns_only_once_its_input_is_closed(live_clip: Path,
     assert monitor.stats.state == "stopped"
 
 
+def test_a_source_not_reopened_ends_the_watch_with_an_input_loss(live_clip: Path) -> None:
+    """``reconnect=False`` (the live demo's watchers): a UDP source that stops is an
+    ``input_loss`` before the watch ends, even when the read timeout comes before the
+    watchdog's (here the watchdog's clock runs ten times slow). The read timeout and the
+    input timeout are both 2 s, and whichever came first decided: the watch could end as if
+    the source had ended cleanly, without saying it was lost (``make demo``'s live part
+    failed on that in a clean-clone run)."""
+    port = free_udp_port()
+    t0 = time.time()
+    monitor = Monitor(f"udp://127.0.0.1:{port}", stream_id="once", input_timeout=2.0,
+                      reconnect=False, clock=lambda: t0 + (time.time() - t0) / 10)
+    sender = send_udp(live_clip, port)
+    try:
+        events = list(monitor.events())  # ends by itself: the source is not reopened
+    finally:
+        stop_process(sender)
+    loss = [(e.event, e.details.get("closed_by")) for e in events if e.detector == "input_loss"]
+    assert [e for e, _ in loss] == ["open", "close"]
+    assert monitor.stats.state == "ended"
+
+
 def test_udp_sender_that_dies_and_returns_is_one_loss_then_resumed(live_clip: Path) -> None:
     port = free_udp_port()
     watch = Watch(Monitor(f"udp://127.0.0.1:{port}", stream_id="back", input_timeout=2.0,

@@ -908,7 +908,8 @@ class Monitor:
                 self._put(_Ended(ended.reason, True))
                 return
             if not self.reconnect:
-                self._put(_Ended(ended.reason, False, final=True))
+                self._put(_Ended(f"source lost, not reopened ({ended.reason})", False,
+                                 final=True))
                 return
             self._put(ended)
             if got_media:

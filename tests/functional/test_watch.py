@@ -209,6 +209,7 @@ def test_a_source_not_reopened_ends_the_watch_with_an_input_loss(live_clip: Path
         stop_process(sender)
     loss = [(e.event, e.details.get("closed_by")) for e in events if e.detector == "input_loss"]
     assert [e for e, _ in loss] == ["open", "close"]
+    assert str(loss[1][1]).startswith("source lost, not reopened (")
     assert monitor.stats.state == "ended"
 
 

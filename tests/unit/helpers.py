@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
+
 import numpy as np
 
-from avmon.detectors.base import Detector
+from avmon.detectors.base import Detector, Evidence
 from avmon.frames import AudioBuffer, VideoFrame
 from avmon.model import Defect
 
@@ -32,11 +35,22 @@ def frames_from(pictures: list[np.ndarray], *, start: float = 0.0,
                        concealed=i in (concealed or set())) for i, p in enumerate(pictures)]
 
 
+def scan_video(detector: Detector, frames: list[VideoFrame],
+               cuts: Sequence[int] = ()) -> list[Evidence]:
+    """Each segment's evidence, one scanner a segment as the pipeline scans them (``frames``
+    cut before each index in ``cuts``)."""
+    bounds = [0, *cuts, len(frames)]
+    evidence = []
+    for start, end in itertools.pairwise(bounds):
+        scanner = detector.scanner()
+        for f in frames[start:end]:
+            scanner.feed_video(f)
+        evidence.append(scanner.evidence())
+    return evidence
+
+
 def run_video(detector: Detector, frames: list[VideoFrame]) -> list[Defect]:
-    scanner = detector.scanner()
-    for f in frames:
-        scanner.feed_video(f)
-    return detector.finalize([scanner.evidence()])
+    return detector.finalize(scan_video(detector, frames))
 
 
 def tone(seconds: float, freq: float = 440.0, amp: float = 0.3, channels: int = 2) -> np.ndarray:

@@ -4,7 +4,7 @@ import pytest
 from avmon.detectors.black import BlackDetector
 from avmon.detectors.blocks import BlockCorruptionDetector
 from avmon.detectors.freeze import FreezeConfig, FreezeDetector
-from tests.unit.helpers import DT, frames_from, moving, run_video, textured
+from tests.unit.helpers import DT, frames_from, moving, run_video, scan_video, textured
 
 
 @pytest.fixture
@@ -90,12 +90,8 @@ def test_segments_give_the_same_defects_as_one_pass(rng):
     frames = frames_from(with_freeze(rng, n=100, at=40, length=20))
     det = FreezeDetector()
     whole = run_video(det, frames)
-    a, b = det.scanner(), det.scanner()
-    for f in frames[:50]:
-        a.feed_video(f)
-    for f in frames[50:]:
-        b.feed_video(f)
-    split = det.finalize([b.evidence(), a.evidence()])
+    a, b = scan_video(det, frames, [50])
+    split = det.finalize([b, a])
     assert [(d.start_s, d.end_s) for d in split] == [(d.start_s, d.end_s) for d in whole]
     assert len(whole) == 1
 
@@ -181,12 +177,7 @@ def test_a_coder_refining_a_frozen_picture_after_a_keyframe_does_not_end_the_fre
     # the same cut into two segments at the keyframe (the pipeline): the second scanner cannot
     # measure the keyframe's noise, and the refinement after it is still no motion
     det = FreezeDetector()
-    a, b = det.scanner(), det.scanner()
-    for f in frames[:35]:
-        a.feed_video(f)
-    for f in frames[35:]:
-        b.feed_video(f)
-    found = det.finalize([a.evidence(), b.evidence()])
+    found = det.finalize(scan_video(det, frames, [35]))
     assert [(d.start_s, d.end_s) for d in found] == [(1.0, 2.0)]
 
 
@@ -208,13 +199,9 @@ def test_short_runs_at_segment_edges_are_kept_and_joined(rng):
     """0.3 s at the end of one segment and 0.3 s at the start of the next make one freeze."""
     frames = frames_from(with_freeze(rng, n=100, at=42, length=16))
     det = FreezeDetector()
-    a, b = det.scanner(), det.scanner()
-    for f in frames[:50]:
-        a.feed_video(f)
-    for f in frames[50:]:
-        b.feed_video(f)
-    assert a.evidence()["runs"] and b.evidence()["runs"]
-    split = det.finalize([a.evidence(), b.evidence()])
+    a, b = scan_video(det, frames, [50])
+    assert a["runs"] and b["runs"]
+    split = det.finalize([a, b])
     assert [(d.start_s, d.end_s) for d in split] == [(42 * DT, 58 * DT)]
 
 

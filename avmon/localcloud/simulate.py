@@ -191,9 +191,10 @@ def simulate_many(paths: list[Path], config: PipelineConfig | None = None,
                 throttle.uninstall()
         streams = []
         for path, run in zip(paths, runs, strict=True):
-            mine = [e for e in executions if e["name"] in set(run["started"])]
+            started = set(run["started"])
+            mine = [e for e in executions if e["name"] in started]
             c = _collect(cloud, keys.stream_id_of(run["key"]), path, run["run"], mine,
-                         [n for n in unfinished if n in set(run["started"])])
+                         [n for n in unfinished if n in started])
             streams.append({
                 "source": str(path), "segments": len(mine),
                 "failed": len({f["segment"] for f in c.failed}),
@@ -445,6 +446,6 @@ def _wait(cloud: LocalCloud, names: list[str], progress: Progress | None,
             time.sleep(0.2)
     except KeyboardInterrupt:
         cloud.executions_pool.uninstall()
-        finished = {a for a in arns if a in ended}
-        return ([e for e in cloud.executions() if e["executionArn"] in finished],
-                sorted(n for n in wanted if f"{prefix}:{n}" not in finished))
+        unfinished = sorted(n for n in wanted if f"{prefix}:{n}" not in ended)
+        finished = wanted.difference(unfinished)
+        return [e for e in cloud.executions() if e["name"] in finished], unfinished

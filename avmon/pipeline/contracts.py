@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, Literal, NamedTuple, Self
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Self
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from avmon.detectors.base import Evidence
-from avmon.errors import MediaOpenError
+from avmon.errors import MediaOpenError, MissingResourceError
 from avmon.events import parse_utc
+from avmon.pipeline import keys
+
+if TYPE_CHECKING:
+    from avmon.pipeline.ports import ObjectStore
 
 MAX_PAYLOAD = 256 * 1024  # Step Functions' limit for a state's input or output
 
@@ -243,6 +247,14 @@ class PlaylistRecord(Contract):
     checked_through: int                 # every sequence up to this one was checked
     entries: tuple[PlaylistEntry, ...] = ()
     gaps: tuple[dict[str, Any], ...] = ()
+
+    @classmethod
+    def read(cls, store: ObjectStore, stream: str) -> PlaylistRecord | None:
+        """The stream's record, or None before its first playlist was read."""
+        try:
+            return cls.model_validate(store.get_json(keys.playlist_record(stream)))
+        except MissingResourceError:
+            return None
 
 
 def lambda_error_message(cause: Any) -> str:

@@ -57,6 +57,7 @@ anchored segment at or before ``t``. Without an anchor ``start_utc``/``end_utc``
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -365,8 +366,9 @@ def advance(states: StateStore, store: ObjectStore, notifier: Notifier, report: 
     ctx = ctx_of(evidence)
     mark = Mark(segment=report.segment, status=report.status, start_s=report.start_s,
                 end_s=report.end_s, start_utc=report.start_utc)
+    last_listed = functools.cache(lambda: _last_listed(store, report.stream))
     for attempt in range(1, ATTEMPTS + 1):
-        state = _with_end(load(states, store, report.stream, report.run), store)
+        state = _with_end(load(states, store, report.stream, report.run), last_listed)
         new, events = merge(state, mark, ctx)
         now = clock()
         stale = [q for q in new.outbox if q.queued_at < now - stale_after_s]
@@ -441,21 +443,23 @@ def load(states: StateStore, store: ObjectStore, stream: str, run: str) -> Strea
     return StreamState(stream=stream, run=run, segments=segments)
 
 
-def _with_end(state: StreamState, store: ObjectStore) -> StreamState:
+def _with_end(state: StreamState, last_listed: Callable[[], int | None]) -> StreamState:
     """A live stream's state with its last segment, once the stream's playlist record says
     EXT-X-ENDLIST was seen (a packager writes that playlist after the last segment, so it is
     read by then; if that playlist lands after the last segment is merged, what is open stays
     open)."""
     if state.run != keys.LIVE_RUN or state.last_segment is not None:
         return state
-    try:
-        record = PlaylistRecord.model_validate(store.get_json(keys.playlist_record(
-            state.stream)))
-    except MissingResourceError:
-        return state
-    if not record.ended or not record.entries:
-        return state
-    return state.model_copy(update={"last_segment": record.entries[-1].segment})
+    last = last_listed()
+    return state if last is None else state.model_copy(update={"last_segment": last})
+
+
+def _last_listed(store: ObjectStore, stream: str) -> int | None:
+    """The last segment of a live stream whose playlist said EXT-X-ENDLIST (None before)."""
+    record = PlaylistRecord.read(store, stream)
+    if record is None or not record.ended or not record.entries:
+        return None
+    return record.entries[-1].segment
 
 
 def _document(state: StreamState) -> dict[str, Any]:

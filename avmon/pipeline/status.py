@@ -114,9 +114,8 @@ def stream_status(store: ObjectStore, stream: str, source: str | None = None,
 def _playlist_gaps(store: ObjectStore, stream: str) -> list[Defect]:
     """The ``gap`` findings the stream's playlists gave (none without a playlist), each with its
     UTC start and end in its details where the playlist had program date-times."""
-    try:
-        record = PlaylistRecord.model_validate(store.get_json(keys.playlist_record(stream)))
-    except MissingResourceError:
+    record = PlaylistRecord.read(store, stream)
+    if record is None:
         return []
     return [Defect.from_dict({**g, "details": {**g["details"], **{
         k: g[k] for k in ("start_utc", "end_utc") if g.get(k)}}}) for g in record.gaps]

@@ -189,7 +189,7 @@ def _segment_utc(store: ObjectStore, stream: str, sequence: int) -> str | None:
     if a playlist already listed it; else its predecessor's plus that one's EXTINF (a packager
     writes a segment before the playlist that lists it). None without a record, or after a
     sequence number the record does not have."""
-    record = _playlist_record(store, stream)
+    record = PlaylistRecord.read(store, stream)
     if record is None:
         return None
     by_seq = {e.sequence: e for e in record.entries}
@@ -212,13 +212,6 @@ def _job_utc(store: ObjectStore, job: SegmentJob) -> str | None:
 
 def _plus(iso: str, seconds: float) -> str | None:
     return utc_iso(parse_utc(iso) + seconds)
-
-
-def _playlist_record(store: ObjectStore, stream: str) -> PlaylistRecord | None:
-    try:
-        return PlaylistRecord.model_validate(store.get_json(keys.playlist_record(stream)))
-    except MissingResourceError:
-        return None
 
 
 WINDOW = 64  # the playlist record keeps this many latest entries: enough to map the live edge
@@ -263,7 +256,7 @@ def ingest_playlist(store: ObjectStore, notifier: Notifier, upload: Upload) -> P
         raise MediaOpenError(f"{upload.key}: lists segments of {len(streams)} streams"
                              f" ({', '.join(streams[:3])}); a media playlist is one stream")
     stream = streams[0] if streams else keys.stream_id_of(upload.key)
-    before = _playlist_record(store, stream)
+    before = PlaylistRecord.read(store, stream)
     anchor = _anchor(store, stream)
     entries = _entries(located, before, anchor)
     checked = before.checked_through if before is not None else None

@@ -758,19 +758,20 @@ class Monitor:
             o.last_end = max(end, o.start_s)
             yield from self._close(detector, o.last_end, details, end_utc)
 
-    def _watchdog(self) -> Iterator[DefectEvent]:
+    def _since_media(self) -> float:
+        """Wall seconds since the last media arrived (or since the watch started)."""
         last = self._last_media_wall
-        started = self._started_wall
-        since = self.clock() - (last if last is not None else started)
-        if since >= self.input_timeout:
+        return self.clock() - (last if last is not None else self._started_wall)
+
+    def _watchdog(self) -> Iterator[DefectEvent]:
+        if self._since_media() >= self.input_timeout:
             yield from self._lost()
 
     def _lost(self) -> Iterator[DefectEvent]:
         """Open ``input_loss`` (once), after finding what the media so far shows."""
         if INPUT_LOSS in self._open:
             return
-        last = self._last_media_wall
-        since = self.clock() - (last if last is not None else self._started_wall)
+        since = self._since_media()
         self._flush_audio()
         yield from self._evaluate(force=True)
         yield from self._set(INPUT_LOSS, True,

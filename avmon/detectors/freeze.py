@@ -20,7 +20,7 @@ means the picture moved:
   MPEG-TS test stream, 1.40% with MPEG-4 part 2 at q 20), so more than 1.5% changed is motion.
   (Measured on ``bbb-dark-zoom``: ffmpeg's zoompan moves its crop in whole-pixel steps; where a
   keyframe fell on a step, the step set the kept level, 34 levels, and four 1.0-1.4 s
-  stretches of motion read as freezes; each next step moved 2.1-3.6% of the pixels away from
+  stretches of motion read as freezes; each next step moved 1.9-3.6% of the pixels away from
   the keyframe.) Per-pixel counts see what cell means average away: a dark still slowly
   zooming (2% of pixels change by more than 10 levels in 0.5 s) is motion, not a string of
   freezes. A coder starved so far that a frozen picture visibly pumps back into shape after

@@ -557,21 +557,30 @@ class _Collector(http.server.BaseHTTPRequestHandler):
 
 def test_webhook_down_then_up_loses_and_duplicates_nothing(live_clip: Path,
                                                            tmp_path: Path) -> None:
-    port = free_udp_port()  # a TCP port nobody listens on yet (UDP and TCP share numbers)
-    hook = f"webhook:http://127.0.0.1:{port}/events"
-    args = _cli(str(live_clip), "--json", "--sink", "stdout", "--sink", hook,
-                "--spool-dir", str(tmp_path))
-    down = subprocess.run(args, capture_output=True, env=_env(), timeout=30)
-    assert down.returncode == 0, down.stderr
-    printed = [json.loads(ln)["id"] for ln in down.stdout.decode().splitlines()]
-    assert len(printed) == 6 and "6 spooled for later" in down.stderr.decode()
-    _Collector.received = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), _Collector)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:  # the receiver is back: the next watch delivers the spool, then its own events
+    # the receiver's port is held from the start, bound but not listening (connections are
+    # refused, as by a receiver that is down): a port picked and freed could be taken by
+    # another process before the receiver came back (EADDRINUSE in a CI run)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Collector,
+                                             bind_and_activate=False)
+    serving = False
+    try:
+        server.server_bind()
+        hook = f"webhook:http://127.0.0.1:{server.server_address[1]}/events"
+        args = _cli(str(live_clip), "--json", "--sink", "stdout", "--sink", hook,
+                    "--spool-dir", str(tmp_path))
+        down = subprocess.run(args, capture_output=True, env=_env(), timeout=30)
+        assert down.returncode == 0, down.stderr
+        printed = [json.loads(ln)["id"] for ln in down.stdout.decode().splitlines()]
+        assert len(printed) == 6 and "6 spooled for later" in down.stderr.decode()
+        _Collector.received = []
+        server.server_activate()
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        serving = True
+        # the receiver is back: the next watch delivers the spool, then its own events
         up = subprocess.run(args, capture_output=True, env=_env(), timeout=30)
     finally:
-        server.shutdown()
+        if serving:
+            server.shutdown()
         server.server_close()
     assert up.returncode == 0, up.stderr
     ids = [str(r["id"]) for r in _Collector.received]

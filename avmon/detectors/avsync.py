@@ -69,7 +69,6 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-from numpy.lib.stride_tricks import sliding_window_view
 
 from avmon.detectors.base import AudioWindows, DetectorConfig, Evidence
 from avmon.errors import ConfigError
@@ -276,7 +275,7 @@ class AvSyncScanner:
             self._changes.clear()
             self._prev_bin = None
             return
-        change = float(np.mean(np.abs(frame.cells - prev.cells)))
+        _, change = frame.cell_change(prev)  # the mean change of the cells, in levels
         self._changes_seen += 1
         # a cut in a dark scene moves the picture by a few levels only: what makes it a cue is
         # the jump against the recent frame-to-frame change, with a small absolute floor
@@ -600,22 +599,26 @@ def correlate_window(env: Envelopes, index: int, cfg: AvSyncConfig) -> Estimate 
     audio, video = _smooth(audio), _smooth(video)
     off = 3 * SMOOTH_BINS
     x = video[off + lag:off + lag + width]              # the window's picture change
-    ys = sliding_window_view(audio[off:off + 2 * lag + width], width)  # sound, each lag
-    valid = np.isfinite(x)[None, :] & np.isfinite(ys)
-    n = valid.sum(axis=1)
+    y = audio[off:off + 2 * lag + width]                 # the sound it is compared with
+    mx_, my_ = np.isfinite(x), np.isfinite(y)
+    # per lag, over the bins both envelopes have: n, the sums of x, y, x^2, y^2 and xy.
+    # Each is a cross-correlation; by FFT they cost a few transforms instead of six passes
+    # over a (lags x width) array (10 ms a window at the defaults). Both envelopes are
+    # centred first: the moments then lose nothing to the transforms' rounding.
+    fx = np.where(mx_, x - (x[mx_].mean() if mx_.any() else 0.0), 0.0)
+    fy = np.where(my_, y - (y[my_].mean() if my_.any() else 0.0), 0.0)
+    ax, ay = mx_.astype(np.float64), my_.astype(np.float64)
+    lags = 2 * lag + 1
+    n_, sx, sxx, sy, syy, sxy = _lagged_sums((ax, fx, fx * fx), (ay, fy, fy * fy), lags)
+    n = np.round(n_).astype(np.int64)
     seconds = float(n.max()) * cfg.bin_s
     if seconds < min(cfg.corr_min_s, cfg.corr_window_s):
         return None
-    xs = np.where(valid, x[None, :], 0.0)
-    yv = np.where(valid, ys, 0.0)
     nn = np.maximum(n, 1)
-    mx, my = xs.sum(axis=1) / nn, yv.sum(axis=1) / nn
-    # the three products share one (lags x width) buffer: 2.4 MB each at the defaults, fresh
-    # pages from the system every time they were allocated anew
-    product = np.multiply(xs, yv)
-    cov = product.sum(axis=1) / nn - mx * my
-    vx = np.multiply(xs, xs, out=product).sum(axis=1) / nn - mx * mx
-    vy = np.multiply(yv, yv, out=product).sum(axis=1) / nn - my * my
+    mx, my = sx / nn, sy / nn
+    cov = sxy / nn - mx * my
+    vx = sxx / nn - mx * mx
+    vy = syy / nn - my * my
     den = np.sqrt(np.maximum(vx * vy, 0.0))
     r = np.where((den > 1e-12) & (n >= 0.5 * n.max()), cov / np.maximum(den, 1e-12), 0.0)
     k = int(np.argmax(r))
@@ -627,7 +630,8 @@ def correlate_window(env: Envelopes, index: int, cfg: AvSyncConfig) -> Estimate 
     # coincidences (a loud sound just before each of two cuts) are not a measurement.
     # An event that straddles two chunks would count twice: the smaller count of two chunkings
     # half a chunk apart is kept.
-    products = np.where(valid[k], (xs[k] - mx[k]) * (yv[k] - my[k]), 0.0)
+    yk = fy[k:k + width]
+    products = np.where(mx_ & my_[k:k + width], (fx - mx[k]) * (yk - my[k]), 0.0)
     chunk = max(1, round(EVENT_S / cfg.bin_s))
     events = np.inf
     for phase in (0, chunk // 2):
@@ -642,6 +646,20 @@ def correlate_window(env: Envelopes, index: int, cfg: AvSyncConfig) -> Estimate 
                     round(seconds, 2), round(events, 2), round(second, 4), round(repeat, 4))
 
 
+def _lagged_sums(xs: Sequence[Floats], ys: Sequence[Floats], lags: int) -> list[Floats]:
+    """For lag ``l`` in ``0 .. lags - 1``: ``sum over t of a[t] * b[t + l]`` for ``a`` in
+    ``xs[0]`` with every ``b`` in ``ys``, then every ``a`` in ``xs[1:]`` with ``ys[0]``, and
+    ``xs[1]`` with ``ys[1]``: the six sums of a masked, lagged correlation (n, x, x^2, y, y^2,
+    xy), ``len(ys[0]) == len(xs[0]) + lags - 1``."""
+    size = 1 << int(np.ceil(np.log2(len(ys[0]))))
+    fa = [np.conj(np.fft.rfft(a, size)) for a in xs]
+    fb = [np.fft.rfft(b, size) for b in ys]
+    pairs = [(0, 0), (1, 0), (2, 0), (0, 1), (0, 2), (1, 1)]
+    spectra = np.stack([fa[i] * fb[j] for i, j in pairs])
+    out: Floats = np.fft.irfft(spectra, size, axis=1)[:, :lags]
+    return list(out)
+
+
 def _self_similarity(x: Floats, lo: int, hi: int) -> float:
     """The highest normalized autocorrelation of ``x`` (NaN = no value) at lags ``lo..hi`` bins,
     each over the pairs of values both present (at least half the window overlaps)."""
@@ -651,13 +669,12 @@ def _self_similarity(x: Floats, lo: int, hi: int) -> float:
     v, m = np.where(ok, x, 0.0), ok.astype(np.float64)
     size = 1 << int(np.ceil(np.log2(2 * len(x))))
 
-    def xcorr(a: Floats, b: Floats) -> Floats:  # sum over t of a[t] * b[t + lag], lags 0..
-        out: Floats = np.fft.irfft(np.conj(np.fft.rfft(a, size)) * np.fft.rfft(b, size), size)
-        return out[lo:hi + 1]
-
-    n = np.round(xcorr(m, m))
-    sa, sb = xcorr(v, m), xcorr(m, v)
-    saa, sbb, sab = xcorr(v * v, m), xcorr(m, v * v), xcorr(v, v)
+    # sum over t of a[t] * b[t + lag], lags lo..hi, for the six pairs of m, v and v^2
+    fm, fv, fvv = (np.fft.rfft(a, size) for a in (m, v, v * v))
+    pairs = ((fm, fm), (fv, fm), (fm, fv), (fvv, fm), (fm, fvv), (fv, fv))
+    sums = np.fft.irfft(np.stack([np.conj(a) * b for a, b in pairs]), size, axis=1)
+    n_, sa, sb, saa, sbb, sab = sums[:, lo:hi + 1]
+    n = np.round(n_)
     nn = np.maximum(n, 1.0)
     cov = sab / nn - sa * sb / nn ** 2
     var = np.maximum((saa / nn - (sa / nn) ** 2) * (sbb / nn - (sb / nn) ** 2), 0.0)

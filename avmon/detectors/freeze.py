@@ -48,9 +48,10 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
+import numpy.typing as npt
 
 from avmon.detectors.base import DetectorConfig, Evidence, NoFeed, RunTracker, interval_defects
-from avmon.detectors.black import BlackConfig, black_fraction
+from avmon.detectors.black import BlackConfig, frame_black_fraction
 from avmon.frames import VideoFrame
 from avmon.model import Defect
 
@@ -72,7 +73,22 @@ class FreezeConfig(DetectorConfig):
 
 def noise_level(frame: VideoFrame, prev: VideoFrame, config: FreezeConfig) -> tuple[float, float]:
     """The pixel change (luma levels) that noise alone reaches between ``prev`` and ``frame``,
-    and the noise's sigma (for the cell test).
+    and the noise's sigma (for the cell test)."""
+    return noise_of(change_counts(frame, prev), frame.keyframe, config)
+
+
+def change_counts(frame: VideoFrame, prev: VideoFrame) -> npt.NDArray[np.intp]:
+    """How many half-grid pixels changed by at most 0, 1, ... 255 levels since ``prev``."""
+    # the changes are whole levels 0..255: a histogram's running count gives every quantile
+    # exactly (what a partition gives, at a fraction of its cost) and every count above a level
+    below: npt.NDArray[np.intp] = np.cumsum(np.bincount(frame.pixel_change(prev).ravel(),
+                                                        minlength=256))
+    return below
+
+
+def noise_of(below: npt.NDArray[np.intp], keyframe: bool,
+             config: FreezeConfig) -> tuple[float, float]:
+    """``noise_level`` from the frame-to-frame ``change_counts``.
 
     The tail is the 99.8th percentile of the frame-to-frame change, but at most five times its
     90th percentile: grain is everywhere (tail/90th percentile measured 2.0 for ffmpeg's noise
@@ -80,16 +96,13 @@ def noise_level(frame: VideoFrame, prev: VideoFrame, config: FreezeConfig) -> tu
     the tail alone (ratio 22 on the synthetic dark scenes) and must not pass for noise. At an
     intra picture the tail is not capped: a coder's fresh noise may sit on few pixels.
     """
-    step = np.abs(frame.half - prev.half).ravel()
-    n = step.size - 1
+    size = int(below[-1])
+    n = size - 1
     k50, k90 = n // 2, int(n * 0.9)
-    k_tail = min(n, int(step.size * (1.0 - config.max_changed_fraction)))
-    # the changes are whole levels 0..255: the k-th smallest is where the running count of a
-    # histogram passes k (exactly what a partition gives, at a fraction of its cost)
-    below = np.cumsum(np.bincount(step, minlength=256))
+    k_tail = min(n, int(size * (1.0 - config.max_changed_fraction)))
     median, q90, tail = (float(v) for v in np.searchsorted(below, [k50, k90, k_tail],
                                                             side="right"))
-    if not frame.keyframe:
+    if not keyframe:
         tail = min(tail, config.max_tail_ratio * q90)
     # |N(0, s)| has its median at 0.674 s
     return max(config.pixel_floor, config.noise_margin * tail), median / 0.674
@@ -97,25 +110,34 @@ def noise_level(frame: VideoFrame, prev: VideoFrame, config: FreezeConfig) -> tu
 
 def changed_fraction(frame: VideoFrame, ref: VideoFrame, level: float) -> float:
     """The fraction of the analysis grid's pixels that changed by more than ``level``."""
-    diff = np.abs(frame.half - ref.half)
+    diff = frame.pixel_change(ref)
     # whole levels: above ``level`` is above its floor, and an integer keeps numpy from
     # converting the differences to float64 to compare them
     return int(np.count_nonzero(diff > math.floor(level))) / int(diff.size)
 
 
+def fraction_above(below: npt.NDArray[np.intp], level: float) -> float:
+    """``changed_fraction`` from the ``change_counts`` of the same two pictures."""
+    size = int(below[-1])
+    return (size - int(below[min(math.floor(level), 255)])) / size
+
+
 def change(frame: VideoFrame, ref: VideoFrame, level: float, sigma: float,
-           config: FreezeConfig, allowed: float | None = None) -> float:
+           config: FreezeConfig, allowed: float | None = None,
+           changed: float | None = None) -> float:
     """How much ``frame`` changed since ``ref``: 0 is identical, 1 or more is a change.
 
     ``level`` and ``sigma`` come from ``noise_level``; ``allowed`` is the fraction of pixels
-    that may change by more than ``level`` (``config.max_changed_fraction`` by default).
+    that may change by more than ``level`` (``config.max_changed_fraction`` by default);
+    ``changed`` is that fraction when the caller has it already.
     """
-    changed = changed_fraction(frame, ref, level)
+    if changed is None:
+        changed = changed_fraction(frame, ref, level)
     allowed = config.max_changed_fraction if allowed is None else allowed
-    cells = np.abs(frame.cells - ref.cells)
+    cells, mean = frame.cell_change(ref)
     threshold = config.mean_threshold + config.noise_factor * sigma
     strong = np.count_nonzero(cells > config.strong_change) / cells.size
-    return float(max(float(cells.mean()) / threshold, strong / config.max_strong_fraction,
+    return float(max(mean / threshold, strong / config.max_strong_fraction,
                      changed / allowed))
 
 
@@ -136,7 +158,7 @@ class FreezeScanner(NoFeed):
 
     def feed_video(self, frame: VideoFrame) -> None:
         ref, prev, self._prev = self._ref, self._prev, frame
-        if black_fraction(frame.grid, self.black) > 0.0:
+        if frame_black_fraction(frame, self.black) > 0.0:
             self.runs.update(False, frame.t, frame.t)
             self._ref = None
             return
@@ -148,21 +170,25 @@ class FreezeScanner(NoFeed):
                 # cannot be measured; the pictures just after it may still refine it
                 self._anchor = frame
             return
-        level, sigma = noise_level(frame, prev, self.config)
+        counts = change_counts(frame, prev)
+        level, sigma = noise_of(counts, frame.keyframe, self.config)
         if frame.keyframe:
             kept_level, kept_sigma = self._keyframe_noise
             self._keyframe_noise = (max(kept_level, level), max(kept_sigma, sigma))
         kept_level, kept_sigma = self._keyframe_noise
         if self._anchor is ref:
             amount = change(frame, ref, level, sigma, self.config,
-                            allowed=self.config.max_refined_fraction)
+                            allowed=self.config.max_refined_fraction,
+                            changed=fraction_above(counts, level) if ref is prev else None)
             if amount < 1.0 and frame.t - ref.t >= self.config.refine_window_s - 1e-6:
                 # refined by now: later pictures are compared with this one, as usual (a
                 # slow zoom from the first picture on is motion, not refinement)
                 self._ref, self._anchor = frame, None
         else:
-            amount = change(frame, ref, max(level, kept_level), max(sigma, kept_sigma),
-                            self.config)
+            level_now = max(level, kept_level)
+            # in motion the reference is the picture before: its counts are at hand
+            amount = change(frame, ref, level_now, max(sigma, kept_sigma), self.config,
+                            changed=fraction_above(counts, level_now) if ref is prev else None)
         if self._anchor is not None and self._anchor is not ref:
             # the kept level hides the keyframe's flicker and also motion as large as it (a
             # zoom stepping on the keyframe): pixels that moved away from the keyframe itself,

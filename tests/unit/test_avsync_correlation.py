@@ -12,7 +12,15 @@ import json
 import numpy as np
 import pytest
 
-from avmon.detectors.avsync import AvSyncDetector, Estimate, is_unknown
+from avmon.detectors.avsync import (
+    AvSyncDetector,
+    Envelopes,
+    Estimate,
+    _lagged_sums,
+    correlate_window,
+    is_unknown,
+    window_layout,
+)
 from avmon.frames import VideoFrame
 from tests.unit.helpers import SR, buffers
 
@@ -243,3 +251,44 @@ def test_grid_put_run_equals_one_put_a_bin() -> None:
         assert (bulk.first, bulk.base, bulk.ends) == (single.first, single.base, single.ends)
         np.testing.assert_array_equal(bulk.audio, single.audio)
         np.testing.assert_array_equal(bulk.video, single.video)
+
+
+def test_lagged_sums_equal_the_sums_taken_one_lag_at_a_time() -> None:
+    rng = np.random.default_rng(8)
+    width, lags = 300, 41
+    x = rng.gamma(0.3, 5.0, width)
+    y = rng.gamma(0.3, 5.0, width + lags - 1)
+    x[rng.random(width) < 0.1] = np.nan  # bins an envelope does not have
+    y[50:90] = np.nan
+    ax, ay = np.isfinite(x).astype(float), np.isfinite(y).astype(float)
+    fx, fy = np.nan_to_num(x), np.nan_to_num(y)
+    got = _lagged_sums((ax, fx, fx * fx), (ay, fy, fy * fy), lags)
+    for lag in range(lags):
+        ys, ms = fy[lag:lag + width], ay[lag:lag + width]
+        both = ax * ms
+        want = [both.sum(), (fx * ms).sum(), (fx * fx * ms).sum(), (ys * ax).sum(),
+                (ys * ys * ax).sum(), (fx * ys).sum()]
+        assert np.allclose([g[lag] for g in got], want, rtol=1e-9, atol=1e-9)
+
+
+def test_the_estimate_does_not_depend_on_the_envelopes_level() -> None:
+    """A normalized correlation is blind to a constant added to either envelope; computed by
+    FFT from centred envelopes, it stays so even when the constant dwarfs the events."""
+    frames, audio = footage(40.0, 300.0, seed=4)
+    det = AvSyncDetector()
+    scanner = det.scanner()
+    for f in frames:
+        scanner.feed_video(f)
+    for b in buffers(audio, size=SR // 2):
+        scanner.feed_audio(b)
+    env = scanner._grid.envelopes()
+    hop, _, reach = window_layout(det.config)
+    index = -(-(env.base + reach) // hop)
+    plain = correlate_window(env, index, det.config)
+    lifted = correlate_window(Envelopes(env.base, env.audio + 1e4, env.video + 50.0), index,
+                              det.config)
+    assert plain is not None and lifted is not None
+    assert plain.offset_ms == lifted.offset_ms == pytest.approx(300.0, abs=40.0)
+    assert lifted.peak == pytest.approx(plain.peak, abs=1e-6)
+    assert lifted.psr == pytest.approx(plain.psr, abs=1e-4)
+    assert lifted.events == pytest.approx(plain.events, abs=0.01)

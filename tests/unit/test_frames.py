@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import numpy as np
 import pytest
 
-from avmon.frames import CELL, VideoFrame, cell_means, grid_step
+from avmon.frames import CELL, VideoFrame, cell_means, grid_step, mean_of, subsample
 
 
 @pytest.mark.parametrize("shape", [(180, 320), (181, 322), (120, 213), (3, 320), (8, 8)])
@@ -35,3 +38,43 @@ def test_frame_grid_and_cells_of_a_padded_plane() -> None:
     assert frame.grid.dtype == np.int16
     assert np.array_equal(frame.cells, cell_means(frame.grid))
     assert frame.cells is frame.cells  # computed once
+
+
+@pytest.mark.parametrize(("width", "step", "offset"),
+                         [(1280, 4, 0), (1280, 4, 1), (1284, 4, 3), (1281, 4, 0), (1920, 6, 0),
+                          (640, 2, 0), (3840, 12, 0)])
+def test_subsample_equals_the_strided_view(width: int, step: int, offset: int) -> None:
+    rng = np.random.default_rng(width + step)
+    plane = rng.integers(0, 256, (97, width + 64), dtype=np.uint8)
+    luma = plane[:, offset:offset + width]  # padded rows, and a start off a word boundary
+    for view in (luma, np.ascontiguousarray(luma)):
+        got = subsample(view, step)
+        assert got.dtype == np.int16
+        assert np.array_equal(got, view[::step, ::step].astype(np.int16))
+
+
+def test_mean_of_equals_numpys_mean_to_the_bit() -> None:
+    rng = np.random.default_rng(11)
+    for shape in [(45, 80), (68, 120), (1, 1), (3, 7)]:
+        for scale in (0.01, 1.0, 50.0):
+            values = np.abs(rng.normal(0, scale, shape)).astype(np.float32)
+            assert mean_of(values) == float(values.mean())
+
+
+def test_comparisons_are_kept_for_the_last_picture_and_do_not_keep_it_alive() -> None:
+    rng = np.random.default_rng(5)
+    lumas = [rng.integers(0, 256, (72, 128), dtype=np.uint8) for _ in range(3)]
+    a, b, c = (VideoFrame(i * 0.04, 0.04, luma) for i, luma in enumerate(lumas))
+    diff = c.pixel_change(b)
+    assert np.array_equal(diff, np.abs(c.half - b.half))
+    assert c.pixel_change(b) is diff  # asked twice (freeze's noise and its reference test)
+    cells, mean = c.cell_change(b)
+    assert np.array_equal(cells, np.abs(c.cells - b.cells))
+    assert mean == float(np.abs(c.cells - b.cells).mean())
+    assert c.cell_change(b)[0] is cells
+    assert not np.array_equal(c.pixel_change(a), diff)  # another picture: computed anew
+    # held weakly: a picture does not keep the one it was compared with (nor its chain) alive
+    gone = weakref.ref(b)
+    del b
+    gc.collect()
+    assert gone() is None

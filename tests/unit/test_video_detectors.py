@@ -3,7 +3,16 @@ import pytest
 
 from avmon.detectors.black import BlackDetector
 from avmon.detectors.blocks import BlockCorruptionDetector
-from avmon.detectors.freeze import FreezeConfig, FreezeDetector
+from avmon.detectors.freeze import (
+    FreezeConfig,
+    FreezeDetector,
+    change_counts,
+    changed_fraction,
+    fraction_above,
+    noise_level,
+    noise_of,
+)
+from avmon.frames import VideoFrame
 from tests.unit.helpers import DT, frames_from, moving, run_video, scan_video, textured
 
 
@@ -217,3 +226,20 @@ def test_small_fast_object_does_not_pass_for_noise(rng):
         p[80:92, x:x + 12] = 46
     assert run_video(FreezeDetector(FreezeConfig(max_tail_ratio=1000.0)), frames_from(pics))
     assert run_video(FreezeDetector(), frames_from(pics)) == []
+
+
+def test_counts_of_a_comparison_give_its_noise_and_its_changed_fraction() -> None:
+    """The frame-to-frame counts serve the noise level and, in motion (the reference is the
+    picture before), the changed-pixel test: both as computed from the pixels themselves."""
+    rng = np.random.default_rng(21)
+    config = FreezeConfig()
+    base = rng.integers(20, 230, (360, 640)).astype(np.int16)
+    for sigma, key in ((2.0, False), (6.0, True), (0.0, False)):
+        prev = VideoFrame(0.0, 0.04, base.astype(np.uint8))
+        moved = np.clip(base + rng.normal(0, sigma, base.shape), 0, 255)
+        moved[100:140, 200:260] += 60  # a small object
+        frame = VideoFrame(0.04, 0.04, np.clip(moved, 0, 255).astype(np.uint8), keyframe=key)
+        counts = change_counts(frame, prev)
+        assert noise_of(counts, key, config) == noise_level(frame, prev, config)
+        for level in (0.0, 8.0, 8.9, 30.0, 254.0, 255.0, 300.0):
+            assert fraction_above(counts, level) == changed_fraction(frame, prev, level)

@@ -9,6 +9,8 @@ defect, then measures the CPU seconds (user + system, all threads, from getrusag
 - ``avmon analyze FILE --json`` (all six detectors, decoding included, interpreter start included)
 - ``ffmpeg -threads 1 -i FILE -f null -`` (decode only: the reference)
 - ``ffmpeg -threads 1 -i FILE`` with freezedetect, blackdetect, blockdetect, silencedetect
+- avmon's decoding alone: the same interpreter, imports and PyAV decoding loop as analyze, with
+  no detector (what the detectors add is the difference from analyze)
 
 and reports each as a ratio to ffmpeg's decode-only time. The commands run in rounds, one after
 the other; a ratio is the median over ``--repeat`` rounds of each round's own ratio (the two runs
@@ -37,6 +39,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DEFECTS = ("freeze@5:2,black@12:1,block_corruption@18:1,silence@24:2,clipping@30:0.5,"
            "av_sync@36:12=+200ms")
+
+
+# What analyze costs before any detector: the interpreter, numpy and PyAV started, every packet
+# decoded by PyAV's own FFmpeg (not the ffmpeg CLI's), pictures and sound handed over as arrays.
+DECODE_ONLY = """
+import os, sys
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+from avmon.media.decode import MediaReader
+with MediaReader(sys.argv[1]) as reader:
+    for _ in reader.frames():
+        pass
+"""
 
 
 def cpu_of(cmd: list[str]) -> tuple[float, float, int]:
@@ -87,6 +101,7 @@ def main() -> int:
                                "-f", "null", "-"],
         "avmon analyze (6 detectors)": [sys.executable, "-m", "avmon", "analyze", str(short),
                                         "--json"],
+        "avmon's decoding alone": [sys.executable, "-c", DECODE_ONLY, str(short)],
         "ffmpeg 4 detection filters": [
             ffmpeg, "-v", "error", "-threads", "1", "-i", str(short), "-vf",
             "freezedetect,blackdetect,blockdetect", "-af", "silencedetect", "-f", "null", "-"],

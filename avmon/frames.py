@@ -7,7 +7,6 @@ when asked, the small subsampled picture that the pixel statistics of several de
 
 from __future__ import annotations
 
-import sys
 import weakref
 from dataclasses import dataclass
 
@@ -58,7 +57,8 @@ class VideoFrame:
     def grid(self) -> npt.NDArray[np.int16]:
         """The luma subsampled to about GRID_WIDTH pixels wide, as int16 (differences fit)."""
         if self._grid is None:
-            self._grid = subsample(self.luma, grid_step(self.luma.shape[1]))
+            step = grid_step(self.luma.shape[1])
+            self._grid = self.luma[::step, ::step].astype(np.int16)
         return self._grid
 
     @property
@@ -100,25 +100,6 @@ def mean_of(values: npt.NDArray[np.float32]) -> float:
     """``float(values.mean())`` to the last bit (a float32 sum divided as float32), without
     numpy's Python wrapper around it (a third of the cost on a 45x80 array)."""
     return float(np.add.reduce(values, axis=None) / values.size)
-
-
-def subsample(luma: Luma, step: int) -> npt.NDArray[np.int16]:
-    """``luma[::step, ::step]`` as int16.
-
-    numpy copies a strided byte view one byte at a time. At a step of 4 (pictures 1120 to 1439
-    pixels wide: 720p), each kept pixel is the low byte of a 32-bit word of its row
-    (little-endian): reading the rows as words and masking them is vector code, a quarter
-    faster (24 against 31 us a picture; measured, at steps 6 to 12 the strided words cost
-    more than the bytes). Whole rows are read either way: every cache line holds a kept pixel.
-    """
-    rows = luma[::step]
-    if (step == 4 and _LITTLE_ENDIAN and rows.shape[1] % 4 == 0
-            and rows.strides[1] == 1 and rows.strides[0] % 4 == 0):
-        return (rows.view(np.uint32) & np.uint32(0xFF)).astype(np.int16)
-    return rows[:, ::step].astype(np.int16)
-
-
-_LITTLE_ENDIAN = sys.byteorder == "little"
 
 
 def cell_means(grid: npt.NDArray[np.int16]) -> npt.NDArray[np.float32]:

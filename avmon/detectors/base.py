@@ -12,7 +12,7 @@ pipeline alike:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import fields
 from typing import Any, ClassVar, Protocol
 
@@ -105,6 +105,15 @@ class NoFeed:
 
     def feed_audio(self, buf: AudioBuffer) -> None:
         return None
+
+
+def feeds(scanners: Iterable[Scanner], kind: str) -> list[Callable[[Any], None]]:
+    """The ``feed_video`` or ``feed_audio`` (``kind``: "video", "audio") methods of ``scanners``
+    that do something: those inherited from ``NoFeed`` are left out (a call for each picture to
+    a method that returns at once, three of the six detectors' for video)."""
+    name = f"feed_{kind}"
+    idle = getattr(NoFeed, name)
+    return [getattr(s, name) for s in scanners if getattr(type(s), name, None) is not idle]
 
 
 class RunTracker:

@@ -98,10 +98,9 @@ def noise_of(below: npt.NDArray[np.intp], keyframe: bool,
     """
     size = int(below[-1])
     n = size - 1
-    k50, k90 = n // 2, int(n * 0.9)
     k_tail = min(n, int(size * (1.0 - config.max_changed_fraction)))
-    median, q90, tail = (float(v) for v in np.searchsorted(below, [k50, k90, k_tail],
-                                                            side="right"))
+    # the 50th, 90th and tail percentiles: whole levels
+    median, q90, tail = below.searchsorted((n // 2, int(n * 0.9), k_tail), side="right").tolist()
     if not keyframe:
         tail = min(tail, config.max_tail_ratio * q90)
     # |N(0, s)| has its median at 0.674 s

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from avmon import __version__
-from avmon.detectors.base import Detector, Evidence
+from avmon.detectors.base import Detector, Evidence, feeds
 from avmon.detectors.config import AnalysisConfig
 from avmon.detectors.registry import build, finalize_all
 from avmon.errors import MediaTruncatedError
@@ -57,23 +57,25 @@ def analyze(source: Source, config: AnalysisConfig | None = None,
     with MediaReader(source, threads=threads) as reader:
         active, skipped = runnable(detectors, reader.has_video, reader.has_audio)
         scanners = [(d.name, d.scanner()) for d in active]
+        video_feeds = feeds((s for _, s in scanners), "video")
+        audio_feeds = feeds((s for _, s in scanners), "audio")
         wants_video = any("video" in d.needs for d in active)
         wants_audio = any("audio" in d.needs for d in active)
         next_tick = 0.0
         batcher = AudioBatcher()
         for item in reader.frames(video=wants_video, audio=wants_audio):
             if isinstance(item, VideoFrame):
-                for _, s in scanners:
-                    s.feed_video(item)
+                for feed in video_feeds:
+                    feed(item)
             elif (batch := batcher.push(item)) is not None:
-                for _, s in scanners:
-                    s.feed_audio(batch)
+                for feed in audio_feeds:
+                    feed(batch)
             if progress is not None and item.t >= next_tick:
                 progress(item.t)
                 next_tick = item.t + 1.0
         if (batch := batcher.flush()) is not None:
-            for _, s in scanners:
-                s.feed_audio(batch)
+            for feed in audio_feeds:
+                feed(batch)
         evidence = {name: s.evidence() for name, s in scanners}
         defects = finalize_all(active, {k: [v] for k, v in evidence.items()})
         info = reader.info()

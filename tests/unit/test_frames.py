@@ -8,7 +8,7 @@ import weakref
 import numpy as np
 import pytest
 
-from avmon.frames import CELL, VideoFrame, cell_means, grid_step, mean_of, subsample
+from avmon.frames import CELL, VideoFrame, cell_means, grid_step, mean_of
 
 
 @pytest.mark.parametrize("shape", [(180, 320), (181, 322), (120, 213), (3, 320), (8, 8)])
@@ -38,19 +38,6 @@ def test_frame_grid_and_cells_of_a_padded_plane() -> None:
     assert frame.grid.dtype == np.int16
     assert np.array_equal(frame.cells, cell_means(frame.grid))
     assert frame.cells is frame.cells  # computed once
-
-
-@pytest.mark.parametrize(("width", "step", "offset"),
-                         [(1280, 4, 0), (1280, 4, 1), (1284, 4, 3), (1281, 4, 0), (1920, 6, 0),
-                          (640, 2, 0), (3840, 12, 0)])
-def test_subsample_equals_the_strided_view(width: int, step: int, offset: int) -> None:
-    rng = np.random.default_rng(width + step)
-    plane = rng.integers(0, 256, (97, width + 64), dtype=np.uint8)
-    luma = plane[:, offset:offset + width]  # padded rows, and a start off a word boundary
-    for view in (luma, np.ascontiguousarray(luma)):
-        got = subsample(view, step)
-        assert got.dtype == np.int16
-        assert np.array_equal(got, view[::step, ::step].astype(np.int16))
 
 
 def test_mean_of_equals_numpys_mean_to_the_bit() -> None:

@@ -31,7 +31,7 @@ class VideoFrame:
     """One decoded picture: luma plane, presentation time and duration in seconds."""
 
     __slots__ = ("__weakref__", "_cell_change", "_cells", "_grid", "_half", "_pixel_change",
-                 "black", "concealed", "duration", "keyframe", "luma", "t")
+                 "black_test", "concealed", "duration", "keyframe", "luma", "t")
 
     def __init__(self, t: float, duration: float, luma: Luma, *, keyframe: bool = False,
                  concealed: bool = False) -> None:
@@ -50,8 +50,8 @@ class VideoFrame:
         self._pixel_change: tuple[weakref.ref[VideoFrame], npt.NDArray[np.int16]] | None = None
         self._cell_change: tuple[weakref.ref[VideoFrame], npt.NDArray[np.float32],
                                  float] | None = None
-        # (config, fraction) of the black test: the black and freeze scanners both make it
-        self.black: tuple[object, float] | None = None
+        # (config, fraction) of the black detector's test: the freeze scanner makes it too
+        self.black_test: tuple[object, float] | None = None
 
     @property
     def grid(self) -> npt.NDArray[np.int16]:

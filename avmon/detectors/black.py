@@ -39,11 +39,11 @@ def black_fraction(grid: np.ndarray, config: BlackConfig) -> float:
 def frame_black_fraction(frame: VideoFrame, config: BlackConfig) -> float:
     """``black_fraction`` of ``frame``'s grid, made once per picture and config: the freeze
     scanner leaves black pictures to this detector, so it makes the same test."""
-    kept = frame.black
+    kept = frame.black_test
     if kept is not None and kept[0] is config:
         return kept[1]
     fraction = black_fraction(frame.grid, config)
-    frame.black = (config, fraction)
+    frame.black_test = (config, fraction)
     return fraction
 
 

@@ -121,18 +121,13 @@ def fraction_above(below: npt.NDArray[np.intp], level: float) -> float:
     return (size - int(below[min(math.floor(level), 255)])) / size
 
 
-def change(frame: VideoFrame, ref: VideoFrame, level: float, sigma: float,
-           config: FreezeConfig, allowed: float | None = None,
-           changed: float | None = None) -> float:
+def change(frame: VideoFrame, ref: VideoFrame, changed: float, allowed: float, sigma: float,
+           config: FreezeConfig) -> float:
     """How much ``frame`` changed since ``ref``: 0 is identical, 1 or more is a change.
 
-    ``level`` and ``sigma`` come from ``noise_level``; ``allowed`` is the fraction of pixels
-    that may change by more than ``level`` (``config.max_changed_fraction`` by default);
-    ``changed`` is that fraction when the caller has it already.
+    ``changed`` is the fraction of pixels that changed by more than the noise level
+    (``changed_fraction``), of which ``allowed`` may; ``sigma`` is the noise's (``noise_level``).
     """
-    if changed is None:
-        changed = changed_fraction(frame, ref, level)
-    allowed = config.max_changed_fraction if allowed is None else allowed
     cells, mean = frame.cell_change(ref)
     threshold = config.mean_threshold + config.noise_factor * sigma
     strong = np.count_nonzero(cells > config.strong_change) / cells.size
@@ -175,19 +170,20 @@ class FreezeScanner(NoFeed):
             kept_level, kept_sigma = self._keyframe_noise
             self._keyframe_noise = (max(kept_level, level), max(kept_sigma, sigma))
         kept_level, kept_sigma = self._keyframe_noise
-        if self._anchor is ref:
-            amount = change(frame, ref, level, sigma, self.config,
-                            allowed=self.config.max_refined_fraction,
-                            changed=fraction_above(counts, level) if ref is prev else None)
-            if amount < 1.0 and frame.t - ref.t >= self.config.refine_window_s - 1e-6:
-                # refined by now: later pictures are compared with this one, as usual (a
-                # slow zoom from the first picture on is motion, not refinement)
-                self._ref, self._anchor = frame, None
+        refining = self._anchor is ref
+        if refining:
+            level_now, sigma_now, allowed = level, sigma, self.config.max_refined_fraction
         else:
-            level_now = max(level, kept_level)
-            # in motion the reference is the picture before: its counts are at hand
-            amount = change(frame, ref, level_now, max(sigma, kept_sigma), self.config,
-                            changed=fraction_above(counts, level_now) if ref is prev else None)
+            level_now, sigma_now = max(level, kept_level), max(sigma, kept_sigma)
+            allowed = self.config.max_changed_fraction
+        # in motion the reference is the picture before: its counts are at hand
+        changed = (fraction_above(counts, level_now) if ref is prev
+                   else changed_fraction(frame, ref, level_now))
+        amount = change(frame, ref, changed, allowed, sigma_now, self.config)
+        if refining and amount < 1.0 and frame.t - ref.t >= self.config.refine_window_s - 1e-6:
+            # refined by now: later pictures are compared with this one, as usual (a slow
+            # zoom from the first picture on is motion, not refinement)
+            self._ref, self._anchor = frame, None
         if self._anchor is not None and self._anchor is not ref:
             # the kept level hides the keyframe's flicker and also motion as large as it (a
             # zoom stepping on the keyframe): pixels that moved away from the keyframe itself,

@@ -211,7 +211,8 @@ class PipelineStack(cdk.Stack):  # type: ignore[misc]  # aws_cdk is not analysed
             removal_policy=cdk.RemovalPolicy.DESTROY)
         self.ingest = function("Ingest", config.ingest_memory_mb,
                                {"AVMON_STATE_MACHINE_ARN": self.state_machine.state_machine_arn,
-                                "AVMON_TOPIC_ARN": self.topic.topic_arn},
+                                "AVMON_TOPIC_ARN": self.topic.topic_arn,
+                                "AVMON_STATE_TABLE": self.states.table_name},
                                on_failure=destinations.SqsDestination(self.dead_letters),
                                retry_attempts=config.ingest_retry_attempts)
         self.alarm("IngestDeadLetterDepth",
@@ -219,13 +220,18 @@ class PipelineStack(cdk.Stack):  # type: ignore[misc]  # aws_cdk is not analysed
                        period=cdk.Duration.minutes(5), statistic="Maximum"),
                    "avmon: an upload could not be ingested (message in the dead-letter queue)")
         # a live segment reads its stream's playlist record (runs/); a playlist checks that the
-        # segments it lists landed (a LIST under ingest/ only) and publishes the gaps it finds
-        self.allow(self.ingest, "s3:GetObject", keys.INGEST, keys.RUNS)
+        # segments it lists landed (a LIST under ingest/ only) and publishes the gaps it finds;
+        # one with EXT-X-ENDLIST may close the stream's state: its item, and the reports of the
+        # segments its tail holds (the same two calls as the aggregator)
+        self.allow(self.ingest, "s3:GetObject", keys.INGEST, keys.RUNS, keys.REPORTS)
         self.allow(self.ingest, "s3:PutObject", keys.SEGMENTS, keys.RUNS)
         self.ingest.add_to_role_policy(iam.PolicyStatement(
             actions=["s3:ListBucket"], resources=[self.bucket.bucket_arn],
             conditions={"StringLike": {"s3:prefix": [f"{keys.INGEST}*"]}}))
         self.topic.grant_publish(self.ingest)
+        self.ingest.add_to_role_policy(iam.PolicyStatement(
+            actions=["dynamodb:GetItem", "dynamodb:PutItem"],
+            resources=[self.states.table_arn]))
         self.state_machine.grant_start_execution(self.ingest)
         self.bucket.add_event_notification(
             s3.EventType.OBJECT_CREATED, s3n.LambdaDestination(self.ingest),

@@ -24,8 +24,9 @@ an open one that ends before the prefix's end (by more than the detector's slack
 in the next segment) is closed with the end finalize gives; one that began and ended within the
 new segments is opened and closed at once. When the last segment of a run with a known count (an
 upload cut by ``ingest``), or of a live stream whose playlist said EXT-X-ENDLIST, is merged,
-everything still open is closed. A/V sync's "could not
-measure here" findings are in the report, never a message.
+everything still open is closed; an ENDLIST playlist that lands after that merge closes it
+itself (``finish``, called by ``ingest``). A/V sync's "could not measure here" findings are in
+the report, never a message.
 
 **Segments that fail.** A segment whose conversion failed has no evidence: a defect across it
 ends where the evidence ends (its start) and one after it starts anew; the segment itself is a
@@ -355,21 +356,70 @@ def advance(states: StateStore, store: ObjectStore, notifier: Notifier, report: 
     attempt (the workflow retries the step; the merge is idempotent), MissingResourceError if
     a tail segment's report is gone.
     """
-    cache: dict[int, Mapping[str, Sequence[Evidence]]] = {report.segment: report.evidence}
-
-    def evidence(segment: int) -> Mapping[str, Sequence[Evidence]]:
-        if segment not in cache:
-            key = keys.report(report.stream, report.run, segment)
-            cache[segment] = SegmentReport.model_validate(store.get_json(key)).evidence
-        return cache[segment]
-
-    ctx = ctx_of(evidence)
+    ctx = ctx_of(_evidence_reader(store, report.stream, report.run,
+                                  {report.segment: report.evidence}))
     mark = Mark(segment=report.segment, status=report.status, start_s=report.start_s,
                 end_s=report.end_s, start_utc=report.start_utc)
-    last_listed = functools.cache(lambda: _last_listed(store, report.stream))
+    return _commit(states, store, notifier, report.stream, report.run,
+                   lambda state: merge(state, mark, ctx), stale_after_s=stale_after_s,
+                   expire_days=expire_days, clock=clock, sleep=sleep)
+
+
+def finish(states: StateStore, store: ObjectStore, notifier: Notifier, stream: str,
+           ctx_of: Callable[[Callable[[int], Mapping[str, Sequence[Evidence]]]], MergeContext],
+           *, stale_after_s: float, expire_days: int, clock: Callable[[], float] = time.time,
+           sleep: Callable[[float], None] = time.sleep) -> Advance:
+    """A live stream's playlist said EXT-X-ENDLIST: close what its state still holds open.
+
+    The aggregator that merges the last segment listed closes everything, knowing from the
+    playlist record that it is the last. A packager writes that playlist right after the last
+    segment, long before the segment's workflow ends, so that is the rule; a playlist that
+    lands after the merge (a packager that ends the list later, an upload retried) finds the
+    prefix complete and defects still open: this closes them as that merge would have, with
+    the ends the detectors' finalize gives on the tail. Before the prefix reaches the last
+    segment it does nothing (the merge that reaches it closes); after a close, nothing either.
+
+    Raises StorageThrottledError when the state stays contended, MissingResourceError if a
+    tail segment's report is gone.
+    """
+    ctx = ctx_of(_evidence_reader(store, stream, keys.LIVE_RUN, {}))
+
+    def close_open(state: StreamState) -> tuple[StreamState, list[DefectEvent]]:
+        if not state.complete or not state.open:
+            return state, []
+        s = state.model_copy(deep=True)
+        events = _diff(s, ctx)
+        _trim(s)
+        return s, events
+
+    return _commit(states, store, notifier, stream, keys.LIVE_RUN, close_open,
+                   stale_after_s=stale_after_s, expire_days=expire_days, clock=clock,
+                   sleep=sleep)
+
+
+def _evidence_reader(store: ObjectStore, stream: str, run: str,
+                     known: dict[int, Mapping[str, Sequence[Evidence]]],
+                     ) -> Callable[[int], Mapping[str, Sequence[Evidence]]]:
+    """segment -> its evidence, read from its report once (``known``: already at hand)."""
+    def evidence(segment: int) -> Mapping[str, Sequence[Evidence]]:
+        if segment not in known:
+            key = keys.report(stream, run, segment)
+            known[segment] = SegmentReport.model_validate(store.get_json(key)).evidence
+        return known[segment]
+    return evidence
+
+
+def _commit(states: StateStore, store: ObjectStore, notifier: Notifier, stream: str, run: str,
+            step: Callable[[StreamState], tuple[StreamState, list[DefectEvent]]], *,
+            stale_after_s: float, expire_days: int, clock: Callable[[], float],
+            sleep: Callable[[float], None]) -> Advance:
+    """Apply ``step`` to the stream's state (with its last segment, once the playlist record
+    knows it) by a conditional write, and publish the events it caused and those another
+    writer queued and did not publish within ``stale_after_s``; on a lost race, again."""
+    last_listed = functools.cache(lambda: _last_listed(store, stream))
     for attempt in range(1, ATTEMPTS + 1):
-        state = _with_end(load(states, store, report.stream, report.run), last_listed)
-        new, events = merge(state, mark, ctx)
+        state = _with_end(load(states, store, stream, run), last_listed)
+        new, events = step(state)
         now = clock()
         stale = [q for q in new.outbox if q.queued_at < now - stale_after_s]
         mine = [Queued(queued_at=now, event=e.to_dict()) for e in events]
@@ -379,7 +429,7 @@ def advance(states: StateStore, store: ObjectStore, notifier: Notifier, report: 
         # claimed now: another aggregator takes them over only after another timeout
         claimed = [Queued(queued_at=now, event=q.event) for q in stale]
         new.outbox = [q for q in new.outbox if q not in stale] + claimed + mine
-        if not states.save(report.stream, report.run, _document(new), state.version,
+        if not states.save(stream, run, _document(new), state.version,
                            _expires(now, expire_days)):
             sleep(random.uniform(0, 0.05 * 2 ** min(attempt, 5)))
             continue
@@ -398,7 +448,7 @@ def advance(states: StateStore, store: ObjectStore, notifier: Notifier, report: 
             raise
         _settle(states, new, {e.id for e in out}, set(), expire_days, clock)
         return Advance(new.merged, out, attempt)
-    raise StorageThrottledError(f"state of {report.stream} run {report.run}: still contended"
+    raise StorageThrottledError(f"state of {stream} run {run}: still contended"
                                 f" after {ATTEMPTS} conditional writes")
 
 
@@ -446,8 +496,8 @@ def load(states: StateStore, store: ObjectStore, stream: str, run: str) -> Strea
 def _with_end(state: StreamState, last_listed: Callable[[], int | None]) -> StreamState:
     """A live stream's state with its last segment, once the stream's playlist record says
     EXT-X-ENDLIST was seen (a packager writes that playlist after the last segment, so it is
-    read by then; if that playlist lands after the last segment is merged, what is open stays
-    open)."""
+    read by then; one that lands after the last segment's merge closes what is open itself:
+    ``finish``)."""
     if state.run != keys.LIVE_RUN or state.last_segment is not None:
         return state
     last = last_listed()

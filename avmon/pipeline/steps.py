@@ -221,9 +221,12 @@ WINDOW = 64  # the playlist record keeps this many latest entries: enough to map
 class PlaylistResult:
     record: PlaylistRecord | None        # None: the event was stale
     gaps: list[dict[str, Any]] = field(default_factory=list)  # found by this playlist
+    closed: int = 0                      # events an EXT-X-ENDLIST published (``finish``)
 
 
-def ingest_playlist(store: ObjectStore, notifier: Notifier, upload: Upload) -> PlaylistResult:
+def ingest_playlist(store: ObjectStore, notifier: Notifier, upload: Upload,
+                    analysis: AnalysisConfig | None = None, *,
+                    state: StateSettings | None = None) -> PlaylistResult:
     """Read a live stream's HLS playlist (never decode it); record what it says and report what
     is missing.
 
@@ -236,6 +239,10 @@ def ingest_playlist(store: ObjectStore, notifier: Notifier, upload: Upload) -> P
     same event ids). Segment start times map to the stream's clock through the
     latest live segment ingested (its first timestamp, plus the EXTINF durations between), and
     to UTC through EXT-X-PROGRAM-DATE-TIME.
+
+    A playlist with EXT-X-ENDLIST also ends the stream's state (with ``state``): if the
+    stream's last segment was merged before this playlist landed, what is still open is
+    closed now (``avmon.pipeline.state.finish``); ``closed`` counts those events.
 
     Raises MediaOpenError for a file that is not a media playlist of packager-named segments
     (a master playlist, names ``keys.live_segment`` does not recognise, two streams in one),
@@ -278,7 +285,13 @@ def ingest_playlist(store: ObjectStore, notifier: Notifier, upload: Upload) -> P
         for event in _gap_events(stream, gap):
             notifier.publish(f"avmon: gap in {stream}", event.to_dict())
     store.put_json(keys.playlist_record(stream), record.to_dict())
-    return PlaylistResult(record, gaps)
+    closed = 0
+    if playlist.ended and state is not None and entries:
+        done = stream_state.finish(state.states, store, notifier, stream,
+                                   _context(analysis or AnalysisConfig(), state),
+                                   **_commit_settings(state))
+        closed = len(done.published)
+    return PlaylistResult(record, gaps, closed)
 
 
 Located = tuple[Segment, str, keys.LiveSegment]
@@ -587,14 +600,22 @@ def record_failure(store: ObjectStore, notifier: Notifier, failure: SegmentFailu
 
 def _advance(store: ObjectStore, notifier: Notifier, report: SegmentReport,
              analysis: AnalysisConfig, state: StateSettings) -> stream_state.Advance:
+    return stream_state.advance(state.states, store, notifier, report,
+                                _context(analysis, state), **_commit_settings(state))
+
+
+def _context(analysis: AnalysisConfig, state: StateSettings,
+             ) -> Callable[[Callable[[int], Any]], stream_state.MergeContext]:
     def context(evidence: Callable[[int], Any]) -> stream_state.MergeContext:
         return stream_state.MergeContext(analysis, state.config.segment_seconds, evidence)
+    return context
 
-    # an aggregator still running after its timeout is dead: what it queued is published again
-    return stream_state.advance(
-        state.states, store, notifier, report, context,
-        stale_after_s=float(state.config.timeout_s),
-        expire_days=state.config.reports_expire_days, clock=state.clock, sleep=state.sleep)
+
+def _commit_settings(state: StateSettings) -> dict[str, Any]:
+    # a writer still running after a Lambda timeout is dead: what it queued is published again
+    return {"stale_after_s": float(state.config.timeout_s),
+            "expire_days": state.config.reports_expire_days, "clock": state.clock,
+            "sleep": state.sleep}
 
 
 # -- assemble --------------------------------------------------------------------------------

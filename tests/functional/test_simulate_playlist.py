@@ -161,6 +161,33 @@ def test_a_defect_running_into_the_endlist_is_closed_at_the_end(cloud: LocalClou
                    ("close", freeze["start_s"], freeze["end_s"])]
 
 
+def test_an_endlist_landing_after_the_last_merge_closes_what_is_open(cloud: LocalCloud,
+                                                                     tmp_path: Path) -> None:
+    """The packager ends the playlist late: every segment is analysed and merged while the
+    playlist has no EXT-X-ENDLIST (the freeze running to the end stays open), then the playlist
+    that ends the stream lands. The ingest Lambda reading it closes the freeze, once, with the
+    end the report gives."""
+    ended = packager_hls(tmp_path / "late", 8.5, "freeze@6:2.5", segment_name="late_%05d.ts")
+    running = ended.with_name("late.m3u8")
+    running.write_text(ended.read_text().replace("#EXT-X-ENDLIST\n", ""))
+    stop = threading.Event()  # followed once through, then stopped at its first reload
+    sim = simulate_playlist(str(running), cloud=cloud, folder="lateend",
+                            sleep=lambda s: stop.set(), stop=stop)
+    assert sim.playlist is not None and not sim.playlist["ended"]
+    [freeze] = [d for d in sim.report["defects"] if d["detector"] == "freeze"]
+    [opened] = [e for e in events(sim) if e.detector == "freeze"]
+    assert (opened.event, opened.start_s) == ("open", freeze["start_s"])
+    for _ in range(2):  # the playlist lands, and once more (a packager rewriting it)
+        cloud.upload(ended.read_bytes(), "ingest/lateend/late.m3u8")
+        ingest = cloud.invoker.latest["Ingest"]
+        assert ingest.error is None
+    tapped = [DefectEvent.from_dict(a) for a in cloud.alert_tap().drain()]
+    assert [(e.event, e.detector, e.defect_id) for e in tapped] == [
+        ("close", "freeze", opened.defect_id)]
+    assert tapped[0].end_s == pytest.approx(freeze["end_s"], abs=0.001)
+    assert ingest.result["runs"][0]["closed"] == 0  # the second reading closed nothing
+
+
 def test_a_whole_file_simulation_lists_its_alerts(cloud: LocalCloud, hls: Path) -> None:
     # one packager segment uploaded as a whole file (directly under ingest/): the black in it
     sim = simulate(hls.parent / "chan_00001.ts", cloud=cloud, key="ingest/whole00001.ts")

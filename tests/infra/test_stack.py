@@ -222,7 +222,7 @@ def s3_prefixes(statements: list[dict[str, Any]], action: str) -> set[str]:
     ("SilenceDetector", {"audio/*"}, {"results/silence/*"}),
     ("AvSyncDetector", {"frames/*", "audio/*"}, {"results/av_sync/*"}),
     ("Aggregator", {"results/*", "reports/*", "runs/*"}, {"reports/*"}),
-    ("Ingest", {"ingest/*", "runs/*"}, {"segments/*", "runs/*"}),
+    ("Ingest", {"ingest/*", "runs/*", "reports/*"}, {"segments/*", "runs/*"}),
 ])
 def test_least_privilege_on_the_bucket(built, function, reads, writes):
     _, template, _ = built
@@ -246,7 +246,9 @@ def test_only_aggregator_and_ingest_publish_and_only_ingest_starts_executions(bu
         assert ("states:StartExecution" in actions) == (fn == "Ingest")
 
 
-def test_the_stream_state_table_is_the_aggregators_alone(built):
+def test_the_stream_state_table_is_the_aggregators_and_ingests_alone(built):
+    # the aggregator merges segments; ingest closes a live stream whose EXT-X-ENDLIST
+    # playlist lands after its last segment's merge
     _, template, _ = built
     (name, table), = resources(template, "AWS::DynamoDB::Table").items()
     p = table["Properties"]
@@ -260,15 +262,16 @@ def test_the_stream_state_table_is_the_aggregators_alone(built):
         grants = [s for s in role_statements(template, fn)
                   if any(str(a).startswith("dynamodb:") for a in
                          (s["Action"] if isinstance(s["Action"], list) else [s["Action"]]))]
-        if fn != "Aggregator":
+        if fn not in ("Aggregator", "Ingest"):
             assert grants == [], fn
             continue
         (grant,) = grants
         assert sorted(grant["Action"]) == ["dynamodb:GetItem", "dynamodb:PutItem"]
         assert grant["Resource"] == {"Fn::GetAtt": [name, "Arn"]}
-    env = next(f for k, f in resources(template, "AWS::Lambda::Function").items()
-               if k.startswith("Aggregator"))["Properties"]["Environment"]["Variables"]
-    assert env["AVMON_STATE_TABLE"] == {"Ref": name}
+    for fn in ("Aggregator", "Ingest"):
+        env = next(f for k, f in resources(template, "AWS::Lambda::Function").items()
+                   if k.startswith(fn))["Properties"]["Environment"]["Variables"]
+        assert env["AVMON_STATE_TABLE"] == {"Ref": name}
 
 
 def test_ingest_lists_only_under_ingest(built):

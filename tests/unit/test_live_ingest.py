@@ -20,7 +20,7 @@ from avmon.pipeline.status import stream_status
 from avmon.pipeline.steps import Backoff, Upload, ingest, ingest_playlist
 from functions import ingest as ingest_handler
 from functions.runtime import Dependencies, Settings
-from tests.fakes import FakeNotifier, FakeStarter, FakeStore
+from tests.fakes import FakeNotifier, FakeStarter, FakeStateStore, FakeStore
 from tests.hls import needs_ffmpeg, packager_hls
 
 NO_WAIT = Backoff(sleep=lambda s: None)
@@ -214,7 +214,7 @@ def test_the_handler_reads_a_playlist_and_the_report_lists_the_gap(hls: Path) ->
     store, starter, notifier = FakeStore(), FakeStarter(), FakeNotifier()
     packager_order(store, starter, notifier, hls, "ch1", skip=frozenset({2}))
     deps = Dependencies(Settings("bucket", PipelineConfig()), store=store, notifier=notifier,
-                        starter=starter)
+                        starter=starter, states=FakeStateStore())
     event = {"Records": [{"eventSource": "aws:s3", "eventTime": "2026-11-30T01:01:00.000Z",
                           "s3": {"bucket": {"name": "bucket"}, "object": {
                               "key": "ingest/ch1/index.m3u8", "eTag": "", "size": 1}}}]}

@@ -47,6 +47,7 @@ from avmon.pipeline.steps import (
     convert,
     detect,
     ingest,
+    ingest_playlist,
     record_failure,
 )
 from tests.fakes import FakeNotifier, FakeStarter, FakeStateStore, FakeStore
@@ -274,6 +275,45 @@ def test_events_of_an_aggregator_that_died_go_out_after_its_timeout(stream: Stre
     r.now[0] += CONFIG.timeout_s + 1
     replay(stream, [2], r=r)
     assert [e.id for e in r.notifier.events].count(opened[0].id) == 2  # same id: dropped
+
+
+def playlist_lands(store: FakeStore, r: Replay, last: int, ended: bool = True) -> int:
+    """The stream's playlist, listing segments 0 to ``last`` (and EXT-X-ENDLIST), lands and is
+    read by ingest: how many events that closed."""
+    body = "".join(f"#EXTINF:2.0,\n{n:06d}.ts\n" for n in range(last + 1))
+    text = ("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n" + body
+            + ("#EXT-X-ENDLIST\n" if ended else "")).encode()
+    key = "ingest/cam/index.m3u8"
+    store.objects[key] = text
+    read = ingest_playlist(store, r.notifier, Upload(key, hashlib.md5(text).hexdigest(),
+                                                     "2026-11-30T01:00:00Z"),
+                           state=r.settings())
+    assert read.record is not None and read.gaps == []
+    return read.closed
+
+
+def test_an_endlist_landing_after_the_last_merge_closes_what_is_open(stream: Stream) -> None:
+    """The playlist that says EXT-X-ENDLIST usually lands before the last segment's workflow
+    ends (its aggregator then knows the segment is the last); when it lands after, ingest
+    closes what that merge left open, with the end the detectors give, once."""
+    # a store of its own: the playlist record must not reach the other tests' live run
+    own = Stream(FakeStore(stream.store.objects), stream.tasks, stream.utc, stream.single,
+                 stream.jobs)
+    r = replay(own, [0])  # the freeze runs on into segment 1: open at segment 0's end
+    assert [(e.event, e.detector) for e in r.notifier.events] == [("open", "freeze")]
+    assert playlist_lands(own.store, r, 0, ended=False) == 0  # the stream goes on
+    assert playlist_lands(own.store, r, 1) == 0  # its last segment is not merged yet
+    # it ended at segment 0 after all, and its playlist says so after that merge
+    own.store.objects.pop(keys.playlist_record("cam"))
+    assert playlist_lands(own.store, r, 0) == 1
+    state = json.loads(r.states.items[("cam", "live")][0])
+    assert state["open"] == [] and state["outbox"] == [] and state["last_segment"] == 0
+    assert playlist_lands(own.store, r, 0) == 0  # read again: closed once
+    opened, closed = r.notifier.events
+    assert (closed.event, closed.defect_id) == ("close", opened.defect_id)
+    assert closed.start_s == pytest.approx(stream.single["freeze"].start_s, abs=FRAME_S)
+    end = own.tasks[0].manifest.end_s
+    assert end is not None and closed.end_s == pytest.approx(end, abs=FRAME_S)
 
 
 def test_utc_from_each_segments_program_date_time(stream: Stream) -> None:

@@ -162,6 +162,18 @@ class MergeContext:
     evidence: Callable[[int], Mapping[str, Sequence[Evidence]]]  # segment -> its evidence
 
 
+@dataclass(frozen=True)
+class Writes:
+    """How a writer (an aggregator, or ingest ending a live stream) writes the state: events
+    queued for longer than ``stale_after_s`` are taken for a dead writer's and published again;
+    the item expires ``expire_days`` after its last write, with the reports."""
+
+    stale_after_s: float
+    expire_days: int
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+
+
 def finding_of(detector: str, details: Mapping[str, Any]) -> str:
     """Which finding a defect is (the live monitor's rule): its detector and, for one that
     reports several kinds (silence: programme, dead channel), the kind and its channels."""
@@ -346,11 +358,10 @@ class Advance:
 
 def advance(states: StateStore, store: ObjectStore, notifier: Notifier, report: SegmentReport,
             ctx_of: Callable[[Callable[[int], Mapping[str, Sequence[Evidence]]]], MergeContext],
-            *, stale_after_s: float, expire_days: int, clock: Callable[[], float] = time.time,
-            sleep: Callable[[float], None] = time.sleep) -> Advance:
+            writes: Writes) -> Advance:
     """Merge ``report``'s segment into its stream's state and publish what that opened or
     closed (and events another aggregator queued and did not publish within
-    ``stale_after_s``).
+    ``writes.stale_after_s``).
 
     Raises StorageThrottledError when the state stays contended or throttled after every
     attempt (the workflow retries the step; the merge is idempotent), MissingResourceError if
@@ -361,14 +372,12 @@ def advance(states: StateStore, store: ObjectStore, notifier: Notifier, report: 
     mark = Mark(segment=report.segment, status=report.status, start_s=report.start_s,
                 end_s=report.end_s, start_utc=report.start_utc)
     return _commit(states, store, notifier, report.stream, report.run,
-                   lambda state: merge(state, mark, ctx), stale_after_s=stale_after_s,
-                   expire_days=expire_days, clock=clock, sleep=sleep)
+                   lambda state: merge(state, mark, ctx), writes)
 
 
 def finish(states: StateStore, store: ObjectStore, notifier: Notifier, stream: str,
            ctx_of: Callable[[Callable[[int], Mapping[str, Sequence[Evidence]]]], MergeContext],
-           *, stale_after_s: float, expire_days: int, clock: Callable[[], float] = time.time,
-           sleep: Callable[[float], None] = time.sleep) -> Advance:
+           writes: Writes) -> Advance:
     """A live stream's playlist said EXT-X-ENDLIST: close what its state still holds open.
 
     The aggregator that merges the last segment listed closes everything, knowing from the
@@ -392,9 +401,7 @@ def finish(states: StateStore, store: ObjectStore, notifier: Notifier, stream: s
         _trim(s)
         return s, events
 
-    return _commit(states, store, notifier, stream, keys.LIVE_RUN, close_open,
-                   stale_after_s=stale_after_s, expire_days=expire_days, clock=clock,
-                   sleep=sleep)
+    return _commit(states, store, notifier, stream, keys.LIVE_RUN, close_open, writes)
 
 
 def _evidence_reader(store: ObjectStore, stream: str, run: str,
@@ -410,18 +417,17 @@ def _evidence_reader(store: ObjectStore, stream: str, run: str,
 
 
 def _commit(states: StateStore, store: ObjectStore, notifier: Notifier, stream: str, run: str,
-            step: Callable[[StreamState], tuple[StreamState, list[DefectEvent]]], *,
-            stale_after_s: float, expire_days: int, clock: Callable[[], float],
-            sleep: Callable[[float], None]) -> Advance:
+            step: Callable[[StreamState], tuple[StreamState, list[DefectEvent]]],
+            writes: Writes) -> Advance:
     """Apply ``step`` to the stream's state (with its last segment, once the playlist record
     knows it) by a conditional write, and publish the events it caused and those another
-    writer queued and did not publish within ``stale_after_s``; on a lost race, again."""
+    writer queued and did not publish within ``writes.stale_after_s``; on a lost race, again."""
     last_listed = functools.cache(lambda: _last_listed(store, stream))
     for attempt in range(1, ATTEMPTS + 1):
         state = _with_end(load(states, store, stream, run), last_listed)
         new, events = step(state)
-        now = clock()
-        stale = [q for q in new.outbox if q.queued_at < now - stale_after_s]
+        now = writes.clock()
+        stale = [q for q in new.outbox if q.queued_at < now - writes.stale_after_s]
         mine = [Queued(queued_at=now, event=e.to_dict()) for e in events]
         if not mine and not stale and new == state:
             return Advance(state.merged, [], attempt)
@@ -430,8 +436,8 @@ def _commit(states: StateStore, store: ObjectStore, notifier: Notifier, stream: 
         claimed = [Queued(queued_at=now, event=q.event) for q in stale]
         new.outbox = [q for q in new.outbox if q not in stale] + claimed + mine
         if not states.save(stream, run, _document(new), state.version,
-                           _expires(now, expire_days)):
-            sleep(random.uniform(0, 0.05 * 2 ** min(attempt, 5)))
+                           _expires(now, writes.expire_days)):
+            writes.sleep(random.uniform(0, 0.05 * 2 ** min(attempt, 5)))
             continue
         new.version = state.version + 1
         out = [DefectEvent.from_dict(q.event) for q in stale + mine]
@@ -444,16 +450,16 @@ def _commit(states: StateStore, store: ObjectStore, notifier: Notifier, stream: 
             # what was not sent is released (queued at 0): the workflow's retry of this step,
             # or the stream's next aggregator, publishes it without waiting for a timeout
             _settle(states, new, {e.id for e in sent}, {e.id for e in out[len(sent):]},
-                    expire_days, clock)
+                    writes)
             raise
-        _settle(states, new, {e.id for e in out}, set(), expire_days, clock)
+        _settle(states, new, {e.id for e in out}, set(), writes)
         return Advance(new.merged, out, attempt)
     raise StorageThrottledError(f"state of {stream} run {run}: still contended"
                                 f" after {ATTEMPTS} conditional writes")
 
 
 def _settle(states: StateStore, state: StreamState, sent: set[str], released: set[str],
-            expire_days: int, clock: Callable[[], float]) -> None:
+            writes: Writes) -> None:
     """Remove published events from the outbox and release unpublished ones (whoever wrote
     since, the change is applied to what they wrote)."""
     if not sent and not released:
@@ -464,7 +470,7 @@ def _settle(states: StateStore, state: StreamState, sent: set[str], released: se
                         Queued(queued_at=0.0, event=q.event)
                         for q in fresh.outbox if q.event.get("id") not in sent]
         if states.save(state.stream, state.run, _document(fresh), state.version,
-                       _expires(clock(), expire_days)):
+                       _expires(writes.clock(), writes.expire_days)):
             return
         loaded = states.load(state.stream, state.run)
         if loaded is None:

@@ -289,7 +289,7 @@ def ingest_playlist(store: ObjectStore, notifier: Notifier, upload: Upload,
     if playlist.ended and state is not None and entries:
         done = stream_state.finish(state.states, store, notifier, stream,
                                    _context(analysis or AnalysisConfig(), state),
-                                   **_commit_settings(state))
+                                   _writes(state))
         closed = len(done.published)
     return PlaylistResult(record, gaps, closed)
 
@@ -601,7 +601,7 @@ def record_failure(store: ObjectStore, notifier: Notifier, failure: SegmentFailu
 def _advance(store: ObjectStore, notifier: Notifier, report: SegmentReport,
              analysis: AnalysisConfig, state: StateSettings) -> stream_state.Advance:
     return stream_state.advance(state.states, store, notifier, report,
-                                _context(analysis, state), **_commit_settings(state))
+                                _context(analysis, state), _writes(state))
 
 
 def _context(analysis: AnalysisConfig, state: StateSettings,
@@ -611,11 +611,10 @@ def _context(analysis: AnalysisConfig, state: StateSettings,
     return context
 
 
-def _commit_settings(state: StateSettings) -> dict[str, Any]:
+def _writes(state: StateSettings) -> stream_state.Writes:
     # a writer still running after a Lambda timeout is dead: what it queued is published again
-    return {"stale_after_s": float(state.config.timeout_s),
-            "expire_days": state.config.reports_expire_days, "clock": state.clock,
-            "sleep": state.sleep}
+    return stream_state.Writes(float(state.config.timeout_s), state.config.reports_expire_days,
+                               state.clock, state.sleep)
 
 
 # -- assemble --------------------------------------------------------------------------------

@@ -53,6 +53,20 @@ with MediaReader(sys.argv[1]) as reader:
 """
 
 
+def commands_for(ffmpeg: str, path: str) -> dict[str, list[str]]:
+    """The commands compared on ``path``, by the name each row of the table has."""
+    return {
+        "ffmpeg decode only": [ffmpeg, "-v", "error", "-threads", "1", "-i", path,
+                               "-f", "null", "-"],
+        "avmon analyze (6 detectors)": [sys.executable, "-m", "avmon", "analyze", path,
+                                        "--json"],
+        "avmon's decoding alone": [sys.executable, "-c", DECODE_ONLY, path],
+        "ffmpeg 4 detection filters": [
+            ffmpeg, "-v", "error", "-threads", "1", "-i", path, "-vf",
+            "freezedetect,blackdetect,blockdetect", "-af", "silencedetect", "-f", "null", "-"],
+    }
+
+
 def cpu_of(cmd: list[str]) -> tuple[float, float, int]:
     """(CPU seconds, wall seconds, max RSS in MiB) of one child process."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -96,16 +110,7 @@ def main() -> int:
         raise SystemExit("benchmark: the ffmpeg CLI is needed (Debian package 'ffmpeg')")
     args.out.mkdir(parents=True, exist_ok=True)
     short = make(args.out / f"bench-60s-{height}p.mp4", 60, args.size)
-    commands = {
-        "ffmpeg decode only": [ffmpeg, "-v", "error", "-threads", "1", "-i", str(short),
-                               "-f", "null", "-"],
-        "avmon analyze (6 detectors)": [sys.executable, "-m", "avmon", "analyze", str(short),
-                                        "--json"],
-        "avmon's decoding alone": [sys.executable, "-c", DECODE_ONLY, str(short)],
-        "ffmpeg 4 detection filters": [
-            ffmpeg, "-v", "error", "-threads", "1", "-i", str(short), "-vf",
-            "freezedetect,blackdetect,blockdetect", "-af", "silencedetect", "-f", "null", "-"],
-    }
+    commands = commands_for(ffmpeg, str(short))
     compileall.compile_dir(ROOT / "avmon", quiet=1)
     runs: dict[str, list[tuple[float, float, int]]] = {k: [] for k in commands}
     for _ in range(args.repeat):  # interleaved, so load on the machine hits all alike

@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -44,6 +45,11 @@ from avmon.evaluation.footage import decode_diff, drop_ts_packets, fetch_clips
 from avmon.evaluation.peers import ffmpeg_path
 from avmon.frames import VideoFrame
 from avmon.media.decode import MediaReader
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import run  # noqa: E402
 
 CORPUS_DAMAGED = ("bbb-ts-loss.ts", "bikes-ts-loss.ts")
 MADE_FROM = ("bbb-edit-control.mp4", "bikes-control.mp4", "c360-control.mp4",
@@ -218,4 +224,4 @@ def summary(inside: list[tuple[str, float, float]], ctrl: list[tuple[str, float,
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -33,6 +33,7 @@ from avmon.detectors.freeze import (  # noqa: E402
 from avmon.evaluation import footage  # noqa: E402
 from avmon.frames import VideoFrame  # noqa: E402
 from avmon.media.decode import MediaReader  # noqa: E402
+from benchmarks import run  # noqa: E402
 from tests.functional.test_freeze_footage import CODERS, FREEZE  # noqa: E402
 
 
@@ -78,4 +79,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

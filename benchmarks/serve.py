@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from avmon.economics.service_load import PROFILES, run_load  # noqa: E402
+from benchmarks import run  # noqa: E402
 
 
 def main() -> int:
@@ -70,4 +71,4 @@ def format_result(result: dict) -> str:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run(main)

@@ -37,6 +37,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import run  # noqa: E402
+
 DEFECTS = ("freeze@5:2,black@12:1,block_corruption@18:1,silence@24:2,clipping@30:0.5,"
            "av_sync@36:12=+200ms")
 
@@ -140,4 +144,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run(main)

@@ -26,6 +26,7 @@ from avmon.evaluation.peers import free_udp_port, send_live_udp  # noqa: E402
 from avmon.evaluation.synth import SynthRequest, parse_defects, synthesize  # noqa: E402
 from avmon.monitor.analysis import analyze  # noqa: E402
 from avmon.monitor.live import Monitor  # noqa: E402
+from benchmarks import run  # noqa: E402
 
 DEFECTS = "freeze@5:2,black@10:1,silence@14:1.5,freeze@30:2,black@40:1,silence@50:1.5"
 
@@ -65,4 +66,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run(main)

@@ -37,6 +37,10 @@ from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import run  # noqa: E402
+
 DEFECTS = "freeze@5:2,black@15:1,silence@25:1.5,clipping@35:0.5,block_corruption@45:1"
 MIN_S = {"freeze": 0.5, "black": 0.25, "silence": 1.0, "clipping": 0.02,
          "block_corruption": 0.0}
@@ -227,4 +231,4 @@ def long_file(clip: Path, loops: int, env: dict[str, str]) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run(main)
